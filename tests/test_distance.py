@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kerasnas.graph import Graph, edit_distance, generators, morphism
+from kerasnas.graph.distance import describe
+
+
+def chain(graph, rng, length):
+    graphs = [graph]
+    for _ in range(length):
+        graphs.append(morphism.random_morphism(graphs[-1], rng))
+    return graphs
+
+
+@pytest.mark.parametrize("name", sorted(generators.GENERATORS))
+def test_zero_for_equal_and_symmetric(name):
+    g = generators.GENERATORS[name]((28, 28, 1), 10)
+    assert edit_distance(g, Graph.from_json(g.to_json())) == 0
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        a = chain(g, rng, int(rng.integers(0, 4)))[-1]
+        b = chain(g, rng, int(rng.integers(0, 4)))[-1]
+        assert edit_distance(a, b) == pytest.approx(edit_distance(b, a))
+        assert edit_distance(a, b) >= 0
+
+
+@pytest.mark.parametrize("name", sorted(generators.GENERATORS))
+def test_grows_as_morphisms_accumulate(name):
+    rng = np.random.default_rng(1)
+    root = generators.GENERATORS[name]((32, 32, 3), 10)
+    for _ in range(10):
+        graphs = chain(root, rng, 6)
+        distances = [edit_distance(root, g) for g in graphs]
+        assert distances[0] == 0
+        assert all(later >= earlier for earlier, later in zip(distances, distances[1:]))
+        assert distances[-1] > 0
+
+
+def test_known_values():
+    g = generators.cnn((28, 28, 1), 10)
+    layers = describe(g).layers
+    assert [kind for kind, _, _ in layers] == ["conv", "conv", "conv", "dense", "head"]
+    # Doubling one conv layer's width costs |32 - 64| / 64.
+    wide = g.copy()
+    wide.layer(g.layers[0]["name"])["config"]["filters"] = 64
+    wide._shapes = None
+    assert edit_distance(g, wide) == pytest.approx(0.5)
+    # An inserted layer costs 1; a new skip connection costs 1.
+    deeper = morphism.apply(g, {"op": "deeper", "tensor": g.layers[1]["name"], "kernel_size": 3})
+    assert edit_distance(g, deeper) == pytest.approx(1.0)
+    assert len(describe(generators.resnet((28, 28, 1), 10)).skips) == 3
+
+
+def test_different_generators_are_far_apart():
+    cnn = generators.cnn((28, 28, 1), 10)
+    resnet = generators.resnet((28, 28, 1), 10)
+    near = morphism.wider(cnn, np.random.default_rng(0))
+    assert edit_distance(cnn, resnet) > edit_distance(cnn, near)

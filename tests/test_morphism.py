@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import SHAPES
+
+from kerasnas.graph import Graph, generators, morphism
+
+GENERATORS = sorted(generators.GENERATORS)
+SEQUENCES_PER_GENERATOR = 51  # 17 per input shape
+
+
+def random_child(graph, rng, length):
+    child = graph
+    for _ in range(length):
+        child = morphism.random_morphism(child, rng)
+    return child
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("name", GENERATORS)
+def test_random_morphism_sequences_preserve_the_function(name, shape, trained_parents, logits):
+    parent, parent_model, x = trained_parents(name, shape)
+    before = parent.to_json()
+    expected = logits(parent_model, x)
+    rng = np.random.default_rng(hash((name, shape)) % 2**32)
+    ops_seen = set()
+    for _ in range(SEQUENCES_PER_GENERATOR // len(SHAPES)):
+        child = random_child(parent, rng, int(rng.integers(1, 7)))
+        ops_seen.update(r["op"] for r in child.history)
+        text = child.to_json()
+        assert Graph.from_json(text).to_json() == text
+        model = morphism.transfer(parent, parent_model, child)
+        assert model.count_params() == child.num_params()
+        np.testing.assert_allclose(logits(model, x), expected, atol=1e-4, rtol=0)
+    assert parent.to_json() == before  # morphisms never touch their input
+    assert ops_seen == set(morphism.OPS)
+
+
+@pytest.mark.parametrize("op", morphism.OPS)
+@pytest.mark.parametrize("name", GENERATORS)
+def test_each_operation_applies_and_preserves(op, name, trained_parents, logits):
+    parent, parent_model, x = trained_parents(name, (28, 28, 1))
+    child = getattr(morphism, op)(parent, np.random.default_rng(3))
+    assert child.history == [dict(child.history[0], op=op)]
+    model = morphism.transfer(parent, parent_model, child)
+    np.testing.assert_allclose(logits(model, x), logits(parent_model, x), atol=1e-4, rtol=0)
+    if op == "deeper":
+        assert child.depth() == parent.depth() + 1
+    elif op == "wider":
+        assert child.num_params() > parent.num_params()
+        assert child.depth() == parent.depth()
+    else:
+        kind = "add" if op == "add_skip" else "concat"
+        count = lambda g: sum(layer["type"] == kind for layer in g.layers)
+        assert count(child) == count(parent) + 1
+
+
+def test_wider_follows_residual_adds():
+    graph = generators.resnet((28, 28, 1), 10)
+    transition = graph.layers[0]["name"]
+    group = morphism.wider_group(graph, transition)
+    # The stem conv feeds an add, so the block conv on the other branch widens too.
+    assert len(group) == 2
+    assert morphism.wider_group(graph, "head") is None
+
+
+def test_transfer_across_generations(trained_parents, logits):
+    """grandparent -> parent (trained further) -> child: each transfer is exact."""
+    grandparent, grand_model, x = trained_parents("cnn", (8, 8, 1))
+    rng = np.random.default_rng(7)
+    parent = random_child(grandparent, rng, 3)
+    parent_model = morphism.transfer(grandparent, grand_model, parent)
+    parent_model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    parent_model.fit(x, np.arange(len(x)) % 3, batch_size=8, epochs=1, verbose=0)
+    child = random_child(parent, rng, 4)
+    model = morphism.transfer(parent, parent_model, child)
+    np.testing.assert_allclose(logits(model, x), logits(parent_model, x), atol=1e-4, rtol=0)
+    # The grandparent is an ancestor of the child too.
+    far = morphism.transfer(grandparent, grand_model, child)
+    assert far.count_params() == child.num_params()
+
+
+def test_transfer_rejects_an_unrelated_child(trained_parents):
+    parent, parent_model, _ = trained_parents("cnn", (8, 8, 1))
+    stranger = morphism.wider(generators.resnet((8, 8, 1), 3), np.random.default_rng(0))
+    with pytest.raises(morphism.MorphismError, match="does not descend"):
+        morphism.transfer(parent, parent_model, stranger)
+
+
+def test_no_place_to_apply_is_a_clear_error():
+    g = Graph((8, 8, 1), 2)
+    g.add_layer("head", g.add_layer("gap", g.add_layer("conv", g.input, filters=4, kernel_size=3)))
+    with pytest.raises(morphism.MorphismError, match="`deeper` has no place"):
+        morphism.deeper(g, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="Unknown morphism 'taller'"):
+        morphism.candidates(g, "taller")
+
+
+def test_same_seed_same_child():
+    g = generators.densenet((32, 32, 3), 10)
+    a = random_child(g, np.random.default_rng(5), 6)
+    b = random_child(g, np.random.default_rng(5), 6)
+    assert a.to_json() == b.to_json()
