@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from kerasnas.graph import Graph, edit_distance, generators, morphism
-from kerasnas.graph.distance import describe
+from kerasnas.graph.distance import describe, edit_distances
 
 
 def chain(graph, rng, length):
@@ -58,3 +58,38 @@ def test_different_generators_are_far_apart():
     resnet = generators.resnet((28, 28, 1), 10)
     near = morphism.wider(cnn, np.random.default_rng(0))
     assert edit_distance(cnn, resnet) > edit_distance(cnn, near)
+
+
+def reference_layers_distance(la, lb):
+    """The textbook O(n m) dynamic programme, one cell at a time."""
+
+    def cost(a, b):
+        if a[0] != b[0]:
+            return 1.0
+        return min(1.0, abs(a[1] - b[1]) / max(a[1], b[1]) + 0.25 * (a[2] != b[2]))
+
+    table = np.zeros((len(la) + 1, len(lb) + 1))
+    table[:, 0] = np.arange(len(la) + 1)
+    table[0, :] = np.arange(len(lb) + 1)
+    for i in range(1, len(la) + 1):
+        for j in range(1, len(lb) + 1):
+            table[i, j] = min(
+                table[i - 1, j] + 1,
+                table[i, j - 1] + 1,
+                table[i - 1, j - 1] + cost(la[i - 1], lb[j - 1]),
+            )
+    return table[-1, -1]
+
+
+def test_batched_distances_match_the_textbook_programme():
+    rng = np.random.default_rng(2)
+    graphs = []
+    for name in sorted(generators.GENERATORS):
+        graphs += chain(generators.GENERATORS[name]((28, 28, 1), 10), rng, 5)
+    matrix = edit_distances(graphs[::3], graphs)
+    assert matrix.shape == (len(graphs[::3]), len(graphs))
+    for a, batched in zip(graphs[::3], matrix):
+        for b, got in zip(graphs, batched):
+            expected = reference_layers_distance(describe(a).layers, describe(b).layers)
+            skips = edit_distance(describe(a)._replace(layers=()), describe(b)._replace(layers=()))
+            assert got == pytest.approx(expected + skips)

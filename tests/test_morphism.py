@@ -93,8 +93,8 @@ def test_no_place_to_apply_is_a_clear_error():
     g.add_layer("head", g.add_layer("gap", g.add_layer("conv", g.input, filters=4, kernel_size=3)))
     with pytest.raises(morphism.MorphismError, match="`deeper` has no place"):
         morphism.deeper(g, np.random.default_rng(0))
-    with pytest.raises(ValueError, match="Unknown morphism 'taller'"):
-        morphism.candidates(g, "taller")
+    with pytest.raises(morphism.MorphismError, match="Unknown morphism 'taller'"):
+        morphism.apply(g, {"op": "taller"})
 
 
 def test_same_seed_same_child():

@@ -5,14 +5,17 @@
 Glossary:
     L       the conv and dense layers along the graph's longest path, in order.
     D_l     order-preserving alignment of L_a and L_b by dynamic programming:
-            matching layers costs `layer_distance` (in [0, 1]), leaving one
-            unmatched costs 1.
+            matching two layers of one kind costs |w_a - w_b| / max(w_a, w_b),
+            plus 0.25 if their kernel sizes differ, at most 1 (w: filters or
+            units); layers of different kinds, or one left unmatched, cost 1.
     S       the skip connections: one per extra input of an add or concat,
             described by (start, length, kind), where start is the number of
             layers of L before the branch leaves the main path and length the
             number of layers it jumps over.
-    D_s     skip connections matched with `scipy.optimize.linear_sum_assignment`
-            on `skip_distance` (in [0, 1]), plus 1 per unmatched skip.
+    D_s     skip connections matched with `scipy.optimize.linear_sum_assignment`;
+            matching two of one kind costs (|start_a - start_b| + |length_a -
+            length_b|) / (max(start) + max(length)), of different kinds 1, and
+            each one left unmatched 1.
     lambda  `SKIP_WEIGHT`, 1 as in the paper.
 """
 
@@ -71,43 +74,83 @@ def describe(graph):
     return Architecture(tuple(layers), tuple(sorted(skips)))
 
 
-def layer_distance(a, b):
-    """Distance in [0, 1] between two layer descriptors `(kind, width, kernel_size)`."""
-    if a[0] != b[0]:
-        return 1.0
-    d = abs(a[1] - b[1]) / max(a[1], b[1]) + (0.25 if a[2] != b[2] else 0.0)
-    return min(1.0, d)
+_KINDS = {kind: i for i, kind in enumerate(WEIGHTED)}
 
 
-def skip_distance(a, b):
-    """Distance in [0, 1] between two skips `(start, length, kind)`."""
-    if a[2] != b[2]:
-        return 1.0
-    scale = max(a[0], b[0]) + max(a[1], b[1])
-    return (abs(a[0] - b[0]) + abs(a[1] - b[1])) / scale if scale else 0.0
+def _layer_table(archs):
+    """Pads the layers of `archs` into arrays (kind, width, kernel), each (len(archs), max_len)."""
+    longest = max(len(a.layers) for a in archs)
+    table = np.full((3, len(archs), longest), -1.0)
+    for i, arch in enumerate(archs):
+        if arch.layers:
+            kinds, widths, kernels = zip(*arch.layers)
+            table[0, i, : len(kinds)] = [_KINDS[k] for k in kinds]
+            table[1, i, : len(kinds)] = widths
+            table[2, i, : len(kinds)] = kernels
+    return table
 
 
-def _layers_distance(la, lb):
-    n, m = len(la), len(lb)
-    table = np.zeros((n + 1, m + 1))
-    table[:, 0] = np.arange(n + 1)
-    table[0, :] = np.arange(m + 1)
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            table[i, j] = min(
-                table[i - 1, j] + 1,
-                table[i, j - 1] + 1,
-                table[i - 1, j - 1] + layer_distance(la[i - 1], lb[j - 1]),
-            )
-    return float(table[n, m])
+def _layers_distances(rows, cols):
+    """D_l for every pair of `rows` x `cols` at once; returns shape (len(rows), len(cols))."""
+    (ka, wa, ca), (kb, wb, cb) = _layer_table(rows), _layer_table(cols)  # (R, N), (C, M)
+    len_a = np.array([len(a.layers) for a in rows])  # (R,)
+    len_b = np.array([len(b.layers) for b in cols])  # (C,)
+    pair = (slice(None), None, slice(None), None)  # (R, N) -> (R, 1, N, 1)
+    other = (None, slice(None), None, slice(None))  # (C, M) -> (1, C, 1, M)
+    widths = np.abs(wa[pair] - wb[other]) / np.maximum(np.maximum(wa[pair], wb[other]), 1)
+    substitute = np.minimum(1.0, widths + 0.25 * (ca[pair] != cb[other]))
+    substitute = np.where(ka[pair] == kb[other], substitute, 1.0)  # (R, C, N, M)
+    steps = np.arange(kb.shape[1] + 1, dtype=float)  # (M + 1,)
+    row = np.broadcast_to(steps, (len(rows), len(cols), len(steps)))  # D_l(a[:0], b[:j])
+    result = np.zeros((len(rows), len(cols)))
+    result[len_a == 0] = len_b
+    for i in range(1, ka.shape[1] + 1):
+        # Deletion or substitution first, then insertions as a running minimum along j.
+        best = np.minimum(row[..., 1:] + 1, row[..., :-1] + substitute[:, :, i - 1])
+        first = np.full((len(rows), len(cols), 1), float(i))
+        best = np.concatenate([first, best], axis=2)
+        row = np.minimum.accumulate(best - steps, axis=2) + steps
+        done = len_a == i
+        result[done] = row[done][:, np.arange(len(cols)), len_b]
+    return result
 
 
-def _skips_distance(sa, sb):
-    if not sa or not sb:
-        return float(len(sa) + len(sb))
-    cost = np.array([[skip_distance(a, b) for b in sb] for a in sa])  # (|sa|, |sb|)
+def _skip_table(skips):
+    """Skips as an array of rows (start, length, kind code), shape (len(skips), 3)."""
+    return np.array([(s, n, kind == "add") for s, n, kind in skips], dtype=float).reshape(-1, 3)
+
+
+def _skips_distance(ta, tb):
+    """D_s between two `_skip_table`s."""
+    if not len(ta) or not len(tb):
+        return float(len(ta) + len(tb))
+    a, b = ta[:, None, :], tb[None, :, :]
+    scale = np.maximum(a[..., 0], b[..., 0]) + np.maximum(a[..., 1], b[..., 1])
+    diff = np.abs(a[..., 0] - b[..., 0]) + np.abs(a[..., 1] - b[..., 1])
+    cost = np.where(scale > 0, diff / np.where(scale > 0, scale, 1), 0.0)
+    cost = np.where(a[..., 2] == b[..., 2], cost, 1.0)  # (|sa|, |sb|)
     rows, cols = linear_sum_assignment(cost)
-    return float(cost[rows, cols].sum()) + abs(len(sa) - len(sb))
+    return float(cost[rows, cols].sum()) + abs(len(ta) - len(tb))
+
+
+def edit_distances(rows, cols):
+    """Edit distances between every architecture of `rows` and every one of `cols`.
+
+    Args:
+        rows: a list of `Graph`s or `Architecture`s.
+        cols: a list of `Graph`s or `Architecture`s.
+
+    Returns:
+        A float array of shape `(len(rows), len(cols))`.
+    """
+    rows = [r if isinstance(r, Architecture) else describe(r) for r in rows]
+    cols = [c if isinstance(c, Architecture) else describe(c) for c in cols]
+    if not rows or not cols:
+        return np.zeros((len(rows), len(cols)))
+    row_skips = [_skip_table(r.skips) for r in rows]
+    col_skips = [_skip_table(c.skips) for c in cols]
+    skips = np.array([[_skips_distance(r, c) for c in col_skips] for r in row_skips])
+    return _layers_distances(rows, cols) + SKIP_WEIGHT * skips
 
 
 def edit_distance(a, b):
@@ -123,6 +166,4 @@ def edit_distance(a, b):
     Returns:
         A non-negative float.
     """
-    a = a if isinstance(a, Architecture) else describe(a)
-    b = b if isinstance(b, Architecture) else describe(b)
-    return _layers_distance(a.layers, b.layers) + SKIP_WEIGHT * _skips_distance(a.skips, b.skips)
+    return float(edit_distances([a], [b])[0, 0])

@@ -86,7 +86,7 @@ class Graph:
         self.layers = []  # dicts {"name", "type", "inputs", "config"}, topological order
         self.history = []  # morphism records applied since the initial architecture
         self.next_id = 0
-        self._shapes = None
+        self._invalidate()
 
     # ------------------------------------------------------------------ building
 
@@ -128,42 +128,60 @@ class Graph:
     def insert_layer(self, index, layer):
         """Inserts a layer dict at position `index` and checks the graph."""
         self.layers.insert(index, layer)
-        self._shapes = None
+        self._invalidate()
         try:
             self.shapes()
         except ValueError:
             del self.layers[index]
-            self._shapes = None
+            self._invalidate()
             raise
 
-    def layer(self, name):
-        for layer in self.layers:
-            if layer["name"] == name:
-                return layer
-        raise KeyError(f"No layer named {name!r} in the graph.")
+    def _invalidate(self):
+        """Forgets what is derived from `layers`; call after changing them."""
+        self._shapes = None
+        self._index = None
+        self._consumers = None
 
     def index(self, name):
         """Position of layer `name` in the topological order (-1 for the input)."""
         if name == INPUT:
             return -1
-        for i, layer in enumerate(self.layers):
-            if layer["name"] == name:
-                return i
-        raise KeyError(f"No layer named {name!r} in the graph.")
+        if self._index is None:
+            self._index = {layer["name"]: i for i, layer in enumerate(self.layers)}
+        if name not in self._index:
+            raise KeyError(f"No layer named {name!r} in the graph.")
+        return self._index[name]
+
+    def layer(self, name):
+        """The layer dict named `name`."""
+        return self.layers[self.index(name)] if name != INPUT else None
 
     def consumers(self, tensor):
         """Layers (dicts) that take `tensor` as an input."""
-        return [layer for layer in self.layers if tensor in layer["inputs"]]
+        if self._consumers is None:
+            self._consumers = {}
+            for layer in self.layers:
+                for t in dict.fromkeys(layer["inputs"]):
+                    self._consumers.setdefault(t, []).append(layer)
+        return self._consumers.get(tensor, [])
 
     def rewire(self, tensor, new_tensor, skip=()):
         """Makes every consumer of `tensor` (except those named in `skip`) read `new_tensor`."""
         for layer in self.layers:
             if layer["name"] not in skip:
                 layer["inputs"] = [new_tensor if t == tensor else t for t in layer["inputs"]]
-        self._shapes = None
+        self._invalidate()
 
     def copy(self):
-        return Graph.from_config(self.get_config())
+        """An independent copy (history records, which are never modified, are shared)."""
+        graph = Graph(self.input_shape, self.num_outputs, self.task)
+        graph.layers = [
+            {**layer, "inputs": list(layer["inputs"]), "config": dict(layer["config"])}
+            for layer in self.layers
+        ]
+        graph.history = list(self.history)
+        graph.next_id = self.next_id
+        return graph
 
     # ------------------------------------------------------------------ shapes
 
@@ -309,6 +327,7 @@ class Graph:
         graph.layers = copy.deepcopy(config["layers"])
         graph.next_id = int(config["next_id"])
         graph.history = copy.deepcopy(config["history"])
+        graph._invalidate()
         graph.shapes()
         return graph
 

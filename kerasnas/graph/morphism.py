@@ -109,16 +109,17 @@ def wider_group(graph, layer_name):
     return sorted(producers) if join(layer_name) else None
 
 
-def _ancestors(graph, tensor):
-    found, stack = set(), [tensor]
-    while stack:
-        t = stack.pop()
-        if t != INPUT:
-            for parent in graph.layer(t)["inputs"]:
-                if parent not in found:
-                    found.add(parent)
-                    stack.append(parent)
-    return found
+def _ancestors(graph):
+    """`is_ancestor(a, b)`: whether tensor `a` lies on a path into tensor `b`."""
+    bit = {INPUT: 1}
+    masks = {INPUT: 0}  # tensor -> bitmask of its ancestors
+    for i, layer in enumerate(graph.layers):
+        bit[layer["name"]] = 2 << i
+        mask = 0
+        for t in layer["inputs"]:
+            mask |= masks[t] | bit[t]
+        masks[layer["name"]] = mask
+    return lambda a, b: bool(masks[b] & bit[a])
 
 
 def _skip_pool_size(src_shape, dst_shape):
@@ -131,65 +132,62 @@ def _skip_pool_size(src_shape, dst_shape):
     return None
 
 
-# ---------------------------------------------------------------------- candidates
-
-
-def candidates(graph, op):
-    """Every record of operation `op` that applies to `graph`, in a fixed order.
-
-    Records leave out what is chosen at random (`kernel_size`, `extra`);
-    `deeper`, `wider` and the skip functions fill them in.
-    """
-    if op not in OPS:
-        raise ValueError(f"Unknown morphism {op!r}; expected one of {OPS}.")
-    shapes = graph.shapes()
-    if op == "deeper":
-        nonneg = _nonnegative(graph)
-        return [
-            {"op": op, "tensor": t}
-            for t in (layer["name"] for layer in graph.layers)
-            if nonneg[t] and (len(shapes[t]) == 3 or shapes[t][0] <= MAX_DENSE_IDENTITY)
-        ]
-    if op == "wider":
-        return [
-            {"op": op, "layer": layer["name"]}
-            for layer in graph.layers
-            if layer["type"] in ("conv", "dense") and wider_group(graph, layer["name"])
-        ]
-    nonneg = _nonnegative(graph)
-    done = {(r["src"], r["dst"]) for r in graph.history if r["op"] in ("add_skip", "concat_skip")}
-    spatial = [layer["name"] for layer in graph.layers if len(shapes[layer["name"]]) == 3]
-    records = []
-    for dst in spatial:
-        if not nonneg[dst] or (op == "concat_skip" and not _extendable(graph, dst)):
-            continue
-        earlier = _ancestors(graph, dst)
-        direct = set(graph.layer(dst)["inputs"])
-        for src in spatial:
-            if (
-                src in earlier
-                and src not in direct
-                and nonneg[src]
-                and (src, dst) not in done
-                and _skip_pool_size(shapes[src], shapes[dst])
-            ):
-                records.append({"op": op, "src": src, "dst": dst})
-    return records
+# ---------------------------------------------------------------------- choosing
 
 
 def _choose(graph, op, rng):
-    options = candidates(graph, op)
-    if not options:
-        raise MorphismError(f"`{op}` has no place to apply in this graph: {graph.summary()}")
-    record = dict(options[int(rng.integers(len(options)))])
+    """A random record of operation `op` that applies to `graph`.
+
+    Places are tried in a random order and the first that works is taken, so
+    large graphs need not enumerate every place (skips have O(layers^2)).
+
+    Raises:
+        MorphismError: if `op` applies nowhere.
+    """
+    if op not in OPS:
+        raise MorphismError(f"Unknown morphism {op!r}; expected one of {OPS}.")
+    shapes = graph.shapes()
+    names = [layer["name"] for layer in graph.layers]
+    nonneg = _nonnegative(graph)
     if op == "deeper":
-        record["kernel_size"] = int(rng.choice([1, 3, 5]))
+        places = [
+            t
+            for t in names
+            if nonneg[t] and (len(shapes[t]) == 3 or shapes[t][0] <= MAX_DENSE_IDENTITY)
+        ]
+        if places:
+            tensor = places[int(rng.integers(len(places)))]
+            return {"op": op, "tensor": tensor, "kernel_size": int(rng.choice([1, 3, 5]))}
     elif op == "wider":
-        layer = graph.layer(record["layer"])
-        width = layer["config"]["filters" if layer["type"] == "conv" else "units"]
-        extra = max(1, int(round(width * float(rng.choice(WIDEN_FRACTIONS)))))
-        record["extra"] = [int(i) for i in rng.integers(0, width, size=extra)]
-    return record
+        for i in rng.permutation(len(names)):
+            layer = graph.layers[i]
+            if layer["type"] in ("conv", "dense") and wider_group(graph, layer["name"]):
+                width = shapes[layer["name"]][-1]
+                extra = max(1, int(round(width * float(rng.choice(WIDEN_FRACTIONS)))))
+                extra = [int(j) for j in rng.integers(0, width, size=extra)]
+                return {"op": op, "layer": layer["name"], "extra": extra}
+    else:
+        done = {
+            (r["src"], r["dst"]) for r in graph.history if r["op"] in ("add_skip", "concat_skip")
+        }
+        spatial = [t for t in names if len(shapes[t]) == 3 and nonneg[t]]
+        is_ancestor = _ancestors(graph)
+        for i in rng.permutation(len(spatial)):
+            dst = spatial[i]
+            if op == "concat_skip" and not _extendable(graph, dst):
+                continue
+            direct = graph.layer(dst)["inputs"]
+            sources = [
+                src
+                for src in spatial
+                if is_ancestor(src, dst)
+                and src not in direct
+                and (src, dst) not in done
+                and _skip_pool_size(shapes[src], shapes[dst])
+            ]
+            if sources:
+                return {"op": op, "src": sources[int(rng.integers(len(sources)))], "dst": dst}
+    raise MorphismError(f"`{op}` has no place to apply in this graph: {graph.summary()}")
 
 
 def deeper(graph, rng):
@@ -258,15 +256,17 @@ def concat_skip(graph, rng):
 
 
 def random_morphism(graph, rng, ops=OPS):
-    """Applies one operation, drawn uniformly from those of `ops` that apply.
+    """Applies one operation, drawn uniformly from those of `ops` that apply anywhere.
 
     Returns:
         The child `Graph`.
     """
-    usable = [op for op in ops if candidates(graph, op)]
-    if not usable:
-        raise MorphismError(f"No morphism of {ops} applies to {graph.summary()}")
-    return apply(graph, _choose(graph, usable[int(rng.integers(len(usable)))], rng))
+    for i in rng.permutation(len(ops)):
+        try:
+            return apply(graph, _choose(graph, ops[i], rng))
+        except MorphismError:
+            continue
+    raise MorphismError(f"No morphism of {ops} applies to {graph.summary()}")
 
 
 # ---------------------------------------------------------------------- graph edits
@@ -289,7 +289,7 @@ def apply(graph, record):
     elif op in ("add_skip", "concat_skip"):
         _apply_skip(child, record)
     else:
-        raise MorphismError(f"Unknown morphism record {record!r}")
+        raise MorphismError(f"Unknown morphism {op!r}; expected one of {OPS}.")
     child._shapes = None
     child.shapes()
     child.history.append(dict(record))
@@ -341,7 +341,7 @@ def _apply_deeper(graph, record):
 def _apply_skip(graph, record):
     src, dst = record["src"], record["dst"]
     size = _skip_pool_size(graph.shape(src), graph.shape(dst))
-    if size is None or src not in _ancestors(graph, dst):
+    if size is None or not _ancestors(graph)(src, dst):
         raise MorphismError(f"Cannot join {src!r} into {dst!r}.")
     block, branch = [], src
     if size > 1:
