@@ -1,0 +1,329 @@
+"""`NetworkMorphismOracle`: Bayesian optimisation over architectures, as a KerasTuner Oracle."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import keras_tuner
+import numpy as np
+from keras_tuner.engine import trial as trial_module
+
+from kerasnas.graph import Graph, generators, morphism
+from kerasnas.graph.distance import describe, edit_distances
+from kerasnas.oracle.annealing import anneal
+from kerasnas.oracle.gp import (
+    GaussianProcess,
+    expected_improvement,
+    gain_per_cost,
+    upper_confidence_bound,
+)
+
+# Hyperparameter values every trial carries, and metrics the tuner reports besides the objective.
+ARCHITECTURE = "architecture"
+PARENT_TRIAL_ID = "parent_trial_id"
+TRAIN_SECONDS = "train_seconds"
+EPOCH_SECONDS = "epoch_seconds"
+
+_Status = trial_module.TrialStatus
+
+
+class NetworkMorphismOracle(keras_tuner.Oracle):
+    """Searches CNN architectures by network morphism guided by a Gaussian process.
+
+    The first trials are the initial architectures of
+    `kerasnas.graph.generators`, cheapest first. Every later trial is a child
+    of a trained architecture, one or more morphisms away, chosen to maximise
+    the expected improvement (or an upper confidence bound `mu + beta * sd`)
+    of a Gaussian process over architectures, by tree-structured simulated
+    annealing from the trained architectures. The kernel is
+    `exp(-edit_distance / l1 - |log2 FLOPs_a - log2 FLOPs_b| / l2)`: the
+    Auto-Keras edit distance, plus model size, with both lengthscales fitted
+    to the scores (either can switch off).
+
+    Cost: the tuner reports each trial's measured seconds per epoch; a second
+    Gaussian process (same kernel) predicts a candidate's seconds per epoch
+    from its FLOPs and its similarity to the measured ones. Once
+    `set_deadline` has given a time budget, the acquisition becomes expected
+    gain per second: the gain (expected improvement, or `UCB - best`, over
+    the scores' standard deviation) is divided by `r ** w`, where `r` is the
+    candidate's predicted epoch time over the median measured one and
+    `w = min(1, 10 * median epoch time / time left)`: pure gain per second once
+    fewer than about ten trials fit, less weight on cost while many still do.
+    (A negative UCB gain is multiplied instead, so cheaper candidates still
+    rank first.) Candidates that cannot finish one epoch in the time left are
+    never proposed. Without a deadline, gain alone counts.
+    Candidates with more than `max_model_size` parameters are never proposed.
+
+    Each trial's hyperparameters hold the architecture as JSON
+    (`"architecture"`, read with `Graph.from_json`) and the id of the trained
+    parent whose weights it starts from (`"parent_trial_id"`, `""` for an
+    initial architecture). The search history lives in KerasTuner's trial
+    files; the Gaussian processes are refitted from them, never pickled.
+
+    Args:
+        input_shape: `(height, width, channels)` of the images.
+        num_outputs: number of classes, or of regression targets.
+        objective: the metric to optimise. Defaults to `"val_accuracy"`.
+        max_trials: stop after this many trials. Defaults to None (no limit).
+        seed: random seed; the same seed and scores give the same proposals.
+            Defaults to None (KerasTuner draws one).
+        max_model_size: largest number of parameters a candidate may have.
+            Defaults to None (no limit).
+        task: `"classification"` or `"regression"`. Defaults to `"classification"`.
+        initial_graphs: the first architectures to train. Defaults to
+            `generators.initial_graphs(input_shape, num_outputs, task)`.
+        acquisition: `"ei"` (expected improvement) or `"ucb"` (upper confidence
+            bound, as in Auto-Keras). Defaults to `"ei"`, which reached better
+            architectures on `benchmarks/oracle_synthetic.py`.
+        beta: exploration weight of the upper confidence bound. Defaults to 2.576.
+        pool_size: random multi-morphism candidates scored beside the
+            annealing's. Defaults to 32.
+        max_morphisms: most morphisms between a proposal and its trained
+            parent, which keeps each step local. Defaults to 5.
+        max_consecutive_failed_trials: KerasTuner stops the search after this
+            many failed trials in a row. Defaults to 20 (KerasTuner's 3 would
+            let a few too-large candidates end the search).
+        **kwargs: passed on to `keras_tuner.Oracle`.
+
+    Raises:
+        ValueError: if no initial architecture fits in `max_model_size`.
+
+    Example:
+
+    >>> oracle = NetworkMorphismOracle((28, 28, 1), 10, max_trials=20, seed=1)
+    >>> tuner = kerasnas.tuner.MorphismTuner(oracle, directory="runs", ...)
+    """
+
+    def __init__(
+        self,
+        input_shape,
+        num_outputs,
+        objective="val_accuracy",
+        max_trials=None,
+        seed=None,
+        max_model_size=None,
+        task="classification",
+        initial_graphs=None,
+        beta=2.576,
+        max_morphisms=5,
+        pool_size=32,
+        acquisition="ei",
+        max_consecutive_failed_trials=20,
+        **kwargs,
+    ):
+        super().__init__(
+            objective=objective,
+            max_trials=max_trials,
+            seed=seed,
+            max_consecutive_failed_trials=max_consecutive_failed_trials,
+            **kwargs,
+        )
+        self.input_shape = tuple(int(d) for d in input_shape)
+        self.num_outputs = int(num_outputs)
+        self.task = task
+        self.max_model_size = None if max_model_size is None else int(max_model_size)
+        self.beta = float(beta)
+        self.max_morphisms = int(max_morphisms)
+        self.pool_size = int(pool_size)
+        self.acquisition = acquisition
+        if initial_graphs is None:
+            initial_graphs = generators.initial_graphs(self.input_shape, self.num_outputs, task)
+        self.initial_graphs = [g for g in initial_graphs if self._fits(g)]
+        if not self.initial_graphs:
+            smallest = min(g.num_params() for g in initial_graphs)
+            raise ValueError(
+                f"`max_model_size` is smaller than every initial architecture (the smallest "
+                f"has {smallest:,} parameters). Received: max_model_size={max_model_size}. "
+                "Raise it, or pass None for no limit."
+            )
+        self.deadline = None
+        self._graphs = {}  # trial id -> (Graph, Architecture), parsed once
+        self._distances = {}  # (trial id, trial id) -> edit distance
+
+    # ------------------------------------------------------------------ budget
+
+    def set_deadline(self, deadline):
+        """Makes the search cost-aware until `deadline` (seconds since the epoch, or None)."""
+        self.deadline = None if deadline is None else float(deadline)
+
+    def _fits(self, graph):
+        return self.max_model_size is None or graph.num_params() <= self.max_model_size
+
+    # ------------------------------------------------------------------ trials
+
+    def trial_graph(self, trial):
+        """The `Graph` a trial trains."""
+        if trial.trial_id not in self._graphs:
+            graph = Graph.from_json(trial.hyperparameters.values[ARCHITECTURE])
+            self._graphs[trial.trial_id] = (graph, describe(graph))
+        return self._graphs[trial.trial_id][0]
+
+    def _values(self, graph, parent_trial_id):
+        return {ARCHITECTURE: graph.to_json(), PARENT_TRIAL_ID: parent_trial_id}
+
+    def populate_space(self, trial_id):
+        """Proposes the next architecture: an initial one, or a morphed trained one."""
+        if self.deadline is not None and time.time() >= self.deadline:
+            return {"status": _Status.STOPPED, "values": None}
+        trained = [
+            t
+            for t in self.trials.values()
+            if t.status == _Status.COMPLETED and t.score is not None and math.isfinite(t.score)
+        ]
+        tried = {self.trial_graph(t).architecture_key() for t in self.trials.values()}
+        for graph in self.initial_graphs:
+            if graph.architecture_key() not in tried and self._epoch_fits(graph, trained):
+                return {"status": _Status.RUNNING, "values": self._values(graph, "")}
+        if not trained:
+            # Nothing to grow from yet: wait for a running trial, or give up.
+            status = _Status.IDLE if self.ongoing_trials else _Status.STOPPED
+            return {"status": status, "values": None}
+        rng = np.random.default_rng([self.seed, int(trial_id)])
+        proposal = self._propose(trained, tried, rng)
+        if proposal is None:
+            return {"status": _Status.STOPPED, "values": None}
+        graph, parent_trial_id = proposal
+        return {"status": _Status.RUNNING, "values": self._values(graph, parent_trial_id)}
+
+    def _epoch_fits(self, graph, trained):
+        """Whether one epoch of `graph` should end before the deadline (by seconds per FLOP)."""
+        timed = [t for t in trained if t.metrics.exists(EPOCH_SECONDS)]
+        if self.deadline is None or not timed:
+            return True
+        rate = np.median(
+            [t.metrics.get_last_value(EPOCH_SECONDS) / self.trial_graph(t).flops() for t in timed]
+        )
+        return rate * graph.flops() < self.deadline - time.time()
+
+    # ------------------------------------------------------------------ Bayesian optimisation
+
+    def _distance_matrices(self, ids):
+        """(2, n, n) edit and log2-FLOPs distances between the trials `ids`."""
+        for i, a in enumerate(ids):
+            missing = [b for b in ids[i + 1 :] if (a, b) not in self._distances]
+            if missing:
+                found = edit_distances([self._graphs[a][1]], [self._graphs[b][1] for b in missing])
+                for b, d in zip(missing, found[0]):
+                    self._distances[a, b] = self._distances[b, a] = float(d)
+        edit = np.array([[0.0 if a == b else self._distances[a, b] for b in ids] for a in ids])
+        size = _log_flops([self._graphs[i][0] for i in ids])  # (n,)
+        return np.stack([edit, np.abs(size[:, None] - size[None, :])])
+
+    def _observations(self, trained):
+        """Trial ids and maximised objective values: trained trials, failed ones at the worst."""
+        sign = 1.0 if self.objective.direction == "max" else -1.0
+        ids = [t.trial_id for t in trained]
+        y = [sign * t.score for t in trained]
+        failed = [t for t in self.trials.values() if t.status == _Status.FAILED]
+        for t in failed:
+            self.trial_graph(t)
+        ids += [t.trial_id for t in failed]
+        y += [min(y)] * len(failed)
+        return ids, np.array(y)
+
+    def _epoch_seconds_model(self, trained, distances):
+        # distances: (2, n, n) as from `_distance_matrices`.
+        """`predict(cross_distances, flops)` of seconds per epoch, or None without timings."""
+        timed = [
+            (i, t.metrics.get_last_value(EPOCH_SECONDS))
+            for i, t in enumerate(trained)
+            if t.metrics.exists(EPOCH_SECONDS)
+        ]
+        if not timed:
+            return None, None
+        rows = [i for i, _ in timed]
+        seconds = np.array([s for _, s in timed])  # (n_timed,)
+        flops = np.array([self.trial_graph(trained[i]).flops() for i in rows], dtype=float)
+        gp = GaussianProcess().fit(distances[:, rows][:, :, rows], np.log(seconds / flops))
+
+        def predict(cross, candidate_flops):
+            log_rate, _ = gp.predict(cross[:, :, rows])
+            return np.exp(log_rate) * candidate_flops
+
+        return predict, float(np.median(seconds))
+
+    def _propose(self, trained, tried, rng):
+        ids, y = self._observations(trained)
+        distances = self._distance_matrices(ids)  # (2, n, n)
+        gp = GaussianProcess().fit(distances, y)
+        best, y_scale = y.max(), (y.std() or 1.0)
+        epoch_seconds, typical_seconds = self._epoch_seconds_model(trained, distances)
+        remaining = None if self.deadline is None else self.deadline - time.time()
+        archs = [self._graphs[i][1] for i in ids]
+        sizes = _log_flops([self._graphs[i][0] for i in ids])  # (n,)
+        seen = set(tried)
+
+        def expand(item, rng):
+            graph, parent_id, steps = item
+            if steps >= self.max_morphisms:
+                return []
+            children = []
+            for op in morphism.OPS:
+                try:
+                    child = getattr(morphism, op)(graph, rng)
+                except morphism.MorphismError:
+                    continue
+                key = child.architecture_key()
+                if key not in seen and self._fits(child):
+                    seen.add(key)
+                    children.append((child, parent_id, steps + 1))
+            return children
+
+        def acquire(items):
+            graphs = [g for g, _, _ in items]
+            edit = edit_distances(graphs, archs)  # (m, n)
+            size = np.abs(_log_flops(graphs)[:, None] - sizes[None, :])  # (m, n)
+            cross = np.stack([edit, size])  # (2, m, n)
+            mu, sd = gp.predict(cross)
+            if self.acquisition == "ei":
+                gain = expected_improvement(mu, sd, best) / y_scale  # (m,)
+            else:
+                gain = (upper_confidence_bound(mu, sd, self.beta) - best) / y_scale  # (m,)
+            if remaining is None or epoch_seconds is None:
+                return gain
+            seconds = epoch_seconds(cross, np.array([g.flops() for g in graphs], float))
+            # Full gain per second once fewer than ~10 typical trials fit in the time
+            # left; while many still fit, cost weighs in proportionally less.
+            weight = min(1.0, 10 * typical_seconds / max(remaining, 1e-9))
+            value = gain_per_cost(gain, (seconds / typical_seconds) ** weight)
+            return np.where(seconds < remaining, value, -np.inf)
+
+        starts = [
+            ((self.trial_graph(t), t.trial_id, 0), (sign_y - best) / y_scale)
+            for t, sign_y in zip(trained, y)
+        ]
+        # Besides the annealing's local steps, a pool of random multi-morphism
+        # jumps from random trained parents; the GP picks among both.
+        pool = []
+        for _ in range(self.pool_size):
+            item = starts[int(rng.integers(len(starts)))][0]
+            for _ in range(int(rng.integers(1, self.max_morphisms + 1))):
+                children = expand(item, rng)
+                if not children:
+                    break
+                item = children[int(rng.integers(len(children)))]
+            if item[2]:
+                pool.append(item)
+        candidates = []
+        if pool:
+            values = acquire(pool)
+            candidates.append((pool[int(np.argmax(values))], float(np.max(values))))
+        candidates.append(anneal(starts, expand, acquire, rng))
+        proposal, value = max(candidates, key=lambda c: c[1])
+        return None if proposal is None or not np.isfinite(value) else proposal[:2]
+
+    # ------------------------------------------------------------------ state
+
+    def get_state(self):
+        state = super().get_state()
+        state["deadline"] = self.deadline
+        return state
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.deadline = state.get("deadline")
+
+
+def _log_flops(graphs):
+    return np.log2(np.array([max(g.flops(), 1) for g in graphs], dtype=float))
