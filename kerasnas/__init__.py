@@ -1,8 +1,26 @@
-"""kerasnas: neural architecture search for Keras by network morphism."""
+"""kerasnas: neural architecture search for Keras by network morphism.
+
+Example:
+
+>>> import kerasnas
+>>> clf = kerasnas.ImageClassifier(directory="runs/mnist", seed=1)
+>>> clf.fit(x_train, y_train, time_limit=600)
+>>> clf.evaluate(x_test, y_test)
+"""
 
 from kerasnas import datasets, graph
 from kerasnas.graph import Graph
+from kerasnas.tasks import ImageClassifier, ImageRegressor, NotFittedError, load
 
 __version__ = "0.1.0"
 
-__all__ = ["Graph", "datasets", "graph", "__version__"]
+__all__ = [
+    "Graph",
+    "ImageClassifier",
+    "ImageRegressor",
+    "NotFittedError",
+    "__version__",
+    "datasets",
+    "graph",
+    "load",
+]

@@ -195,7 +195,9 @@ class MorphismTuner(keras_tuner.Tuner):
                 all_callbacks += [TimeBudget(trial_deadline), TimeCosineDecay(trial_deadline)]
             all_callbacks += [copy.copy(c) for c in callbacks or []]
             setup_seconds = time.time() - start
-            fit_kwargs.setdefault("batch_size", self.batch_size)
+            fit_kwargs.pop("verbose", None)  # `search(verbose=...)` is KerasTuner's own display
+            if not isinstance(x, tf.data.Dataset):
+                fit_kwargs.setdefault("batch_size", self.batch_size)
             fit_kwargs.setdefault("epochs", self.max_epochs)
             model.fit(
                 x,
@@ -207,6 +209,10 @@ class MorphismTuner(keras_tuner.Tuner):
             )
         except (MemoryError, tf.errors.ResourceExhaustedError) as e:
             raise errors.FailedTrialError(f"Out of memory: {e}") from e
+        except (TypeError, ValueError) as e:
+            # Not the candidate's fault (the data or the arguments are wrong):
+            # every trial would fail alike, so stop the search and say why.
+            raise errors.FatalError(f"Training trial {trial.trial_id} failed: {e}") from e
         if saver.best is None:
             raise errors.FailedTrialError(
                 f"No epoch produced a finite `{objective.name}` (the loss may have become NaN)."

@@ -73,3 +73,26 @@ def logits():
         return np.asarray(head(x, training=False))
 
     return compute
+
+
+def quadrant_images(n, seed, dtype="uint8"):
+    """(n, 8, 8) images whose class (0-2) is the brightest of three quadrants, and the classes."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.uniform(0, 0.3, (n, 8, 8))
+    for i, label in enumerate(y):
+        r, c = divmod(int(label), 2)
+        x[i, r * 4 : r * 4 + 4, c * 4 : c * 4 + 4] += 0.7
+    return ((x * 255).astype("uint8") if dtype == "uint8" else x.astype(dtype)), y
+
+
+@pytest.fixture(scope="session")
+def fitted_classifier(tmp_path_factory):
+    """An ImageClassifier fitted once on string labels: (classifier, directory)."""
+    import kerasnas
+
+    directory = tmp_path_factory.mktemp("runs")
+    x, y = quadrant_images(240, 0)
+    clf = kerasnas.ImageClassifier(directory=str(directory), seed=1, max_trials=4, verbose=False)
+    clf.fit(x, np.array(["left", "right", "bottom"])[y], time_limit=60, epochs=3)
+    return clf, directory
