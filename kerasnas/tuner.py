@@ -68,7 +68,9 @@ class MorphismTuner(keras_tuner.Tuner):
         learning_rate: initial Adam learning rate. Defaults to 1e-3.
         batch_size: training batch size. Defaults to 128.
         max_epochs: most epochs a trial trains. Defaults to 100.
-        patience: `EarlyStopping` patience in epochs. Defaults to 3.
+        patience: most `EarlyStopping` patience in epochs; under a deadline a
+            trial with room for few epochs gets less (a quarter of the epochs
+            that fit, at least 1). Defaults to 3.
         trial_share: fraction of the time left that one trial may use (a
             trial always gets room for at least one epoch). Defaults to 0.3.
         max_model_size: trials whose graph has more parameters fail. Defaults to None.
@@ -155,6 +157,13 @@ class MorphismTuner(keras_tuner.Tuner):
             share = max(share, 1.5 * epoch)
         return time.time() + min(remaining, share)
 
+    def _patience(self, graph, trial_deadline):
+        epoch = self.estimate_epoch_seconds(graph)
+        if trial_deadline is None or epoch is None:
+            return self.patience
+        fitting = (trial_deadline - time.time()) / max(epoch, 1e-9)
+        return int(min(self.patience, max(1, fitting // 4)))
+
     def estimate_epoch_seconds(self, graph):
         """Seconds one epoch of `graph` should take, from this tuner's trials (None before any)."""
         if not self._seconds_per_flop:
@@ -186,7 +195,9 @@ class MorphismTuner(keras_tuner.Tuner):
             all_callbacks = [
                 keras.callbacks.TerminateOnNaN(),
                 keras.callbacks.EarlyStopping(
-                    monitor=objective.name, mode=objective.direction, patience=self.patience
+                    monitor=objective.name,
+                    mode=objective.direction,
+                    patience=self._patience(graph, trial_deadline),
                 ),
                 timer,
                 saver,

@@ -14,7 +14,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
-import numpy as np
+from conftest import quadrant_images
 
 from kerasnas.oracle import NetworkMorphismOracle
 from kerasnas.tuner import MorphismTuner
@@ -23,14 +23,8 @@ MAX_TRIALS = 6
 
 
 def data(n, seed):
-    """8x8 images whose class is the brightest quadrant of three."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    x = rng.uniform(0, 0.3, (n, 8, 8, 1)).astype("float32")
-    for i, label in enumerate(y):
-        r, c = divmod(int(label), 2)
-        x[i, r * 4 : r * 4 + 4, c * 4 : c * 4 + 4] += 0.7
-    return x, y
+    x, y = quadrant_images(n, seed, dtype="float32")
+    return x[..., None], y
 
 
 class Slow(keras.callbacks.Callback):

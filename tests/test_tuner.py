@@ -5,6 +5,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from conftest import quadrant_images
 
 from kerasnas.graph import Graph, generators
 from kerasnas.oracle import NetworkMorphismOracle
@@ -12,14 +13,9 @@ from kerasnas.tuner import MorphismTuner
 
 
 def quadrant_data(n, seed):
-    """8x8 images whose class is the brightest quadrant of three."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    x = rng.uniform(0, 0.3, (n, 8, 8, 1)).astype("float32")
-    for i, label in enumerate(y):
-        r, c = divmod(int(label), 2)
-        x[i, r * 4 : r * 4 + 4, c * 4 : c * 4 + 4] += 0.7
-    return x, y
+    """(n, 8, 8, 1) float images of three classes, and their labels."""
+    x, y = quadrant_images(n, seed, dtype="float32")
+    return x[..., None], y
 
 
 def make_tuner(directory, max_trials, **kwargs):

@@ -92,7 +92,7 @@ class _ImageTask:
         return join(xs), join(ys)
 
     def _preprocessor(self, input_shape, mean=None, variance=None):
-        """Keras layers from (H, W, C) images to the searched models' input: cast, resize, normalise."""
+        """Layers from (H, W, C) images to the searched models' input: cast, resize, normalise."""
         import keras
 
         if len(input_shape) == 2:

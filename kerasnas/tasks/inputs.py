@@ -111,8 +111,9 @@ class LabelEncoder:
         positions = np.clip(positions, 0, len(self.classes_) - 1)
         unknown = self.classes_[positions] != labels
         if unknown.any():
+            unseen = sorted(set(labels[unknown].tolist()))[:5]
             raise ValueError(
-                f"`{name}` holds labels not seen in fit: {sorted(set(labels[unknown].tolist()))[:5]}. "
+                f"`{name}` holds labels not seen in fit: {unseen}. "
                 f"Known classes: {self.classes_.tolist()}."
             )
         return positions
