@@ -109,6 +109,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         max_morphisms=5,
         pool_size=32,
         acquisition="ei",
+        cost_horizon=10,
         max_consecutive_failed_trials=20,
         **kwargs,
     ):
@@ -127,6 +128,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         self.max_morphisms = int(max_morphisms)
         self.pool_size = int(pool_size)
         self.acquisition = acquisition
+        self.cost_horizon = float(cost_horizon)
         if initial_graphs is None:
             initial_graphs = generators.initial_graphs(self.input_shape, self.num_outputs, task)
         self.initial_graphs = [g for g in initial_graphs if self._fits(g)]
@@ -285,7 +287,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             seconds = epoch_seconds(cross, np.array([g.flops() for g in graphs], float))
             # Full gain per second once fewer than ~10 typical trials fit in the time
             # left; while many still fit, cost weighs in proportionally less.
-            weight = min(1.0, 10 * typical_seconds / max(remaining, 1e-9))
+            weight = min(1.0, self.cost_horizon * typical_seconds / max(remaining, 1e-9))
             value = gain_per_cost(gain, (seconds / typical_seconds) ** weight)
             return np.where(seconds < remaining, value, -np.inf)
 
