@@ -207,7 +207,9 @@ class MorphismTuner(keras_tuner.Tuner):
             all_callbacks += [copy.copy(c) for c in callbacks or []]
             setup_seconds = time.time() - start
             fit_kwargs.pop("verbose", None)  # `search(verbose=...)` is KerasTuner's own display
-            if not isinstance(x, tf.data.Dataset):
+            if isinstance(x, tf.data.Dataset):
+                fit_kwargs.setdefault("shuffle", False)  # the dataset shuffles itself
+            else:
                 fit_kwargs.setdefault("batch_size", self.batch_size)
             fit_kwargs.setdefault("epochs", self.max_epochs)
             model.fit(

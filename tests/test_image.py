@@ -220,3 +220,13 @@ def test_a_killed_search_resumes_and_keeps_its_trials_and_time_limit(tmp_path):
 @pytest.fixture(autouse=True)
 def _seed():
     keras.utils.set_random_seed(0)
+
+
+def test_augmentation_trains_on_shifted_copies(tmp_path):
+    x, y = quadrant_images(120, 10)
+    clf = kerasnas.ImageClassifier(
+        directory=str(tmp_path), max_trials=1, augment=True, verbose=False, seed=0
+    )
+    clf.fit(x, y, time_limit=30, epochs=2)
+    assert clf.history["status"].tolist() == ["COMPLETED"]
+    assert clf.predict(x[:4]).shape == (4,)
