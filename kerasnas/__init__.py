@@ -11,6 +11,7 @@ Example:
 from kerasnas import datasets, graph
 from kerasnas.graph import Graph
 from kerasnas.tasks import ImageClassifier, ImageRegressor, NotFittedError, load
+from kerasnas.visualize import plot_search, visualize
 
 __version__ = "0.1.0"
 
@@ -23,4 +24,6 @@ __all__ = [
     "datasets",
     "graph",
     "load",
+    "plot_search",
+    "visualize",
 ]

@@ -230,3 +230,21 @@ def test_augmentation_trains_on_shifted_copies(tmp_path):
     clf.fit(x, y, time_limit=30, epochs=2)
     assert clf.history["status"].tolist() == ["COMPLETED"]
     assert clf.predict(x[:4]).shape == (4,)
+
+
+def test_export_writes_a_saved_model_served_by_tensorflow_alone(fitted_classifier, tmp_path):
+    clf, _ = fitted_classifier
+    x, _ = quadrant_images(12, 11)
+    path = clf.export(tmp_path / "serving")
+    labels = json.loads((tmp_path / "serving" / "kerasnas_labels.json").read_text())
+    assert labels["classes"] == clf.classes_.tolist() and labels["input_dtype"] == "uint8"
+    np.save(tmp_path / "x.npy", x)
+    code = textwrap.dedent(f"""
+        import sys, numpy as np, tensorflow as tf
+        serve = tf.saved_model.load({str(path)!r}).signatures["serving_default"]
+        (out,) = serve(tf.constant(np.load({str(tmp_path / "x.npy")!r}))).values()
+        np.save({str(tmp_path / "p.npy")!r}, out.numpy())
+        assert not any(m.startswith("kerasnas") for m in sys.modules)
+    """)
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), clf.predict_proba(x), atol=1e-5)

@@ -161,6 +161,7 @@ class _ImageTask:
         if _is_dataset(x):
             x, y = self._from_dataset(x)
         self._raw_shape = tuple(int(d) for d in np.shape(x)[1:])
+        self.input_dtype_ = _raw_dtype(x)
         x = self._check_x(x)
         if y is None:
             raise ValueError("Expected labels `y` (or a tf.data.Dataset of (image, label) as `x`).")
@@ -306,6 +307,7 @@ class _ImageTask:
             "project_name": self.project_name,
             "objective": self.objective,
             "input_shape": list(self.input_shape_),
+            "input_dtype": self.input_dtype_,
             "resize_shape": None if self.resize_shape is None else list(self.resize_shape),
             "preprocessing": self._preprocessing,
             "targets": self._targets_config(),
@@ -444,12 +446,38 @@ class _ImageTask:
         import keras
 
         self._check_fitted()
-        raw = keras.Input(shape=self.input_shape_, name="image")
+        raw = keras.Input(shape=self.input_shape_, dtype=self.input_dtype_, name="image")
         x = raw
         if len(self.input_shape_) == 2:
             x = keras.layers.Reshape((*self.input_shape_, 1), name="add_channel")(x)
         outputs = self.model_(self.preprocessor_(x))
         return keras.Model(raw, outputs, name=f"kerasnas_{self.task}")
+
+    def export(self, path):
+        """Writes a TensorFlow SavedModel for serving, and the labels beside it.
+
+        The `serving_default` signature takes raw images as given to `fit`
+        (same dtype, (N, H, W) or (N, H, W, C)) and returns probabilities
+        (classifier) or values (regressor). `path/kerasnas_labels.json` holds
+        the class names in output order, for servers to map indices to labels.
+
+        Args:
+            path: the SavedModel folder to write.
+
+        Returns:
+            `path`.
+        """
+        model = self.export_model()
+        model.export(str(path), format="tf_saved_model", verbose=False)
+        labels = {
+            "task": self.task,
+            "input_shape": list(self.input_shape_),
+            "input_dtype": self.input_dtype_,
+            "classes": self._targets_config().get("classes"),
+        }
+        with open(os.path.join(str(path), "kerasnas_labels.json"), "w") as f:
+            json.dump(labels, f, indent=2)
+        return path
 
     @property
     def history(self):
@@ -661,6 +689,7 @@ def load(directory):
     )
     task._load_targets(metadata["targets"])
     task.input_shape_ = tuple(metadata["input_shape"])
+    task.input_dtype_ = metadata["input_dtype"]
     prep = metadata["preprocessing"]
     task._preprocessing = prep
     task.preprocessor_ = task._preprocessor(
@@ -668,6 +697,12 @@ def load(directory):
     )
     task._restore(metadata)
     return task
+
+
+def _raw_dtype(x):
+    """The dtype exported models take: the user's integer type, else float32."""
+    dtype = np.asarray(x[:1]).dtype if not hasattr(x, "dtype") else x.dtype
+    return str(dtype) if np.issubdtype(dtype, np.integer) else "float32"
 
 
 def _is_dataset(x):
