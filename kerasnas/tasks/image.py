@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import io
 import json
 import os
 import tempfile
@@ -329,14 +331,15 @@ class _ImageTask:
             search_shape, self._num_outputs(), objective=self.objective, task=self.task
         )
         self.project_dir  # noqa: B018 (fixes self._directory)
-        self.tuner_ = MorphismTuner(
-            oracle,
-            loss=self._loss(),
-            metrics=self._metrics(),
-            directory=str(self._directory),
-            project_name=self.project_name,
-            verbose=False,
-        )
+        with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner's "Reloading Tuner..."
+            self.tuner_ = MorphismTuner(
+                oracle,
+                loss=self._loss(),
+                metrics=self._metrics(),
+                directory=str(self._directory),
+                project_name=self.project_name,
+                verbose=False,
+            )
         self._fitted_once = True
         self.best_trial_id_ = metadata["best_trial_id"]
         self._final_weights = metadata["final_weights"]

@@ -1,0 +1,230 @@
+"""The `kerasnas` command: fit, predict, export, report and demo from a shell."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
+
+
+class UsageError(Exception):
+    """A mistake in what the user typed or pointed at: one line, exit status 2."""
+
+
+def parse_duration(text):
+    """Seconds in `text`: `90`, `90s`, `10m`, `2h` or `1h30m`."""
+    match = re.fullmatch(
+        r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
+        r"(?:(\d+(?:\.\d+)?)s?)?\s*",
+        text,
+    )
+    if not text.strip() or not match or not any(match.groups()):
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 600, 10m or 1h30m; got {text!r}"
+        )
+    hours, minutes, seconds = (float(g) if g else 0.0 for g in match.groups())
+    return hours * 3600 + minutes * 60 + seconds
+
+
+def load_data(path, grayscale=False, image_size=None):
+    """`(x, y)` from an `.npz` holding `x` and `y`, or a folder of one subfolder per class."""
+    import numpy as np
+
+    if not os.path.exists(path):
+        raise UsageError(f"no such file or folder: {path}")
+    if os.path.isfile(path):
+        if not path.endswith(".npz"):
+            raise UsageError(f"expected a folder of class subfolders or an .npz file; got {path}")
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                if "x" not in data or "y" not in data:
+                    raise UsageError(
+                        f"{path} must hold arrays named 'x' and 'y'; it holds {sorted(data.files)}"
+                    )
+                return data["x"], data["y"]
+        except (OSError, ValueError) as e:
+            raise UsageError(f"cannot read {path}: {e}") from None
+    classes = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
+    images = [
+        f
+        for c in classes
+        for f in os.listdir(os.path.join(path, c))
+        if f.lower().endswith(IMAGE_SUFFIXES)
+    ]
+    if not classes or not images:
+        raise UsageError(
+            f"{path} holds no images in class subfolders (expected {path}/<class>/<image>.png)"
+        )
+    import keras
+
+    try:
+        dataset = keras.utils.image_dataset_from_directory(
+            path,
+            labels="inferred",
+            label_mode="int",
+            batch_size=None,
+            shuffle=False,
+            color_mode="grayscale" if grayscale else "rgb",
+            image_size=image_size or _first_image_size(path, classes),
+            verbose=False,
+        )
+    except Exception as e:  # TensorFlow raises several kinds for unreadable images
+        raise UsageError(f"cannot read the images in {path}: {str(e).splitlines()[0]}") from None
+    pairs = list(dataset.as_numpy_iterator())
+    x = np.stack([p[0] for p in pairs]).astype("uint8")
+    y = np.array(dataset.class_names)[np.array([p[1] for p in pairs])]
+    return x, y
+
+
+def _first_image_size(path, classes):
+    import keras
+
+    for c in classes:
+        for f in sorted(os.listdir(os.path.join(path, c))):
+            if f.lower().endswith(IMAGE_SUFFIXES):
+                try:
+                    image = keras.utils.load_img(os.path.join(path, c, f))
+                except Exception as e:
+                    raise UsageError(f"cannot read image {os.path.join(path, c, f)}: {e}") from None
+                return image.height, image.width
+    raise UsageError(f"{path} holds no images")
+
+
+def _fit(args):
+    import kerasnas
+
+    x, y = load_data(args.data, grayscale=args.grayscale)
+    clf = kerasnas.ImageClassifier(
+        directory=args.directory,
+        project_name="search",
+        overwrite=args.overwrite,
+        seed=args.seed,
+        max_trials=args.max_trials,
+    )
+    clf.fit(x, y, time_limit=args.time_limit)
+    best = clf.history.set_index("trial_id").loc[clf.best_trial_id_]
+    print(
+        f"best trial {clf.best_trial_id_}: validation accuracy {best['val_accuracy']:.4f} "
+        f"({best['params']:,} parameters)"
+    )
+
+
+def _load(directory):
+    import kerasnas
+
+    try:
+        return kerasnas.load(directory)
+    except (FileNotFoundError, NotADirectoryError) as e:
+        raise UsageError(str(e)) from None
+
+
+def _predict(args):
+    import keras
+    import numpy as np
+
+    clf = _load(args.directory)
+    shape = clf.input_shape_
+    channels = 1 if len(shape) == 2 else shape[-1]
+    modes = {1: "grayscale", 3: "rgb", 4: "rgba"}
+    images = []
+    for path in args.images:
+        try:
+            image = keras.utils.load_img(
+                path, color_mode=modes.get(channels, "rgb"), target_size=tuple(shape[:2])
+            )
+        except Exception as e:
+            raise UsageError(f"cannot read image {path}: {e}") from None
+        array = keras.utils.img_to_array(image, dtype=clf.input_dtype_)
+        images.append(array.reshape(shape))
+    probabilities = clf.predict_proba(np.stack(images))
+    for path, row in zip(args.images, probabilities):
+        print(f"{path}\t{clf.classes_[row.argmax()]}\t{row.max():.4f}")
+
+
+def _export(args):
+    clf = _load(args.directory)
+    clf.export(args.out)
+    print(f"SavedModel written to {args.out} (class names in kerasnas_labels.json)")
+
+
+def _report(args):
+    import kerasnas
+
+    clf = _load(args.directory)
+    out = args.out or os.path.join(args.directory, "report")
+    os.makedirs(out, exist_ok=True)
+    clf.history.to_csv(os.path.join(out, "history.csv"), index=False)
+    kerasnas.plot_search(clf.project_dir).savefig(os.path.join(out, "search.png"), dpi=120)
+    try:
+        kerasnas.visualize(clf.project_dir, os.path.join(out, "architectures"))
+    except RuntimeError as e:  # no Graphviz: the rest of the report still stands
+        print(f"kerasnas: skipping diagrams: {e}", file=sys.stderr)
+    print(clf.history.to_string(index=False))
+    print(f"report written to {out}")
+
+
+def _demo(args):
+    from kerasnas import demo
+
+    demo.main(["--time-limit", str(args.time_limit), "--directory", args.directory])
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="kerasnas", description="Neural architecture search for Keras."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    fit = commands.add_parser("fit", help="search an image classifier")
+    fit.add_argument("data", help="folder of class subfolders, or .npz with x and y")
+    fit.add_argument(
+        "--time-limit", type=parse_duration, default=600.0, help="e.g. 600, 10m, 1h (default 10m)"
+    )
+    fit.add_argument("--directory", required=True, help="run directory")
+    fit.add_argument("--max-trials", type=int, default=None)
+    fit.add_argument("--seed", type=int, default=None)
+    fit.add_argument("--grayscale", action="store_true", help="read images as grayscale")
+    fit.add_argument("--overwrite", action="store_true", help="start afresh")
+    fit.set_defaults(run=_fit)
+
+    predict = commands.add_parser("predict", help="label images with a finished search")
+    predict.add_argument("directory")
+    predict.add_argument("images", nargs="+")
+    predict.set_defaults(run=_predict)
+
+    export = commands.add_parser("export", help="write a TensorFlow SavedModel for serving")
+    export.add_argument("directory")
+    export.add_argument("out")
+    export.set_defaults(run=_export)
+
+    report = commands.add_parser("report", help="history table, diagrams and search plot")
+    report.add_argument("directory")
+    report.add_argument("--out", default=None, help="default: DIRECTORY/report")
+    report.set_defaults(run=_report)
+
+    demo = commands.add_parser("demo", help="the MNIST demo search")
+    demo.add_argument("--time-limit", type=parse_duration, default=600.0)
+    demo.add_argument("--directory", default="runs/mnist")
+    demo.set_defaults(run=_demo)
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except (UsageError, ValueError, RuntimeError) as e:
+        print(f"kerasnas: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

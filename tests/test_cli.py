@@ -1,0 +1,106 @@
+"""The `kerasnas` command as a user runs it: through the installed console script."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from conftest import quadrant_images
+from PIL import Image
+
+from kerasnas.cli import parse_duration
+
+KERASNAS = shutil.which("kerasnas")
+pytestmark = pytest.mark.skipif(KERASNAS is None, reason="the package is not installed")
+
+
+def run(*args):
+    return subprocess.run([KERASNAS, *map(str, args)], capture_output=True, text=True, timeout=600)
+
+
+def assert_one_line_error(result, match):
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert match in result.stderr, result.stderr
+
+
+def image_folder(root, n=90):
+    x, y = quadrant_images(n, 0)
+    for i, (image, label) in enumerate(zip(x, y)):
+        folder = root / ["left", "right", "bottom"][label]
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(folder / f"{i}.png")
+    return root
+
+
+def test_durations():
+    assert parse_duration("600") == 600
+    assert parse_duration("10m") == 600
+    assert parse_duration("1h30m") == 5400
+    assert parse_duration("45s") == 45
+
+
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["frobnicate"], "invalid choice"),
+        (["fit", "data", "--directory", "x", "--time-limit", "soon"], "expected a duration"),
+        (["fit", "/no/such/folder", "--directory", "x"], "no such file or folder"),
+        (["predict", "/no/such/run", "a.png"], "No finished kerasnas search"),
+    ],
+)
+def test_bad_arguments_get_one_line(args, match):
+    assert_one_line_error(run(*args), match)
+
+
+def test_empty_folder_and_unreadable_images(tmp_path):
+    (tmp_path / "empty").mkdir()
+    assert_one_line_error(
+        run("fit", tmp_path / "empty", "--directory", tmp_path / "r"), "holds no images"
+    )
+    bad = tmp_path / "bad" / "cats"
+    bad.mkdir(parents=True)
+    (bad / "1.png").write_bytes(b"not a png")
+    assert_one_line_error(
+        run("fit", tmp_path / "bad", "--directory", tmp_path / "r"), "cannot read"
+    )
+    np.savez(tmp_path / "wrong.npz", images=np.zeros((3, 8, 8)))
+    assert_one_line_error(
+        run("fit", tmp_path / "wrong.npz", "--directory", tmp_path / "r"),
+        "must hold arrays named 'x' and 'y'",
+    )
+
+
+@pytest.mark.slow
+def test_fit_predict_export_report(tmp_path):
+    data = image_folder(tmp_path / "data")
+    runs = tmp_path / "runs"
+    fitted = run(
+        "fit",
+        data,
+        "--directory",
+        runs,
+        "--time-limit",
+        "25s",
+        "--max-trials",
+        "2",
+        "--grayscale",
+        "--seed",
+        "0",
+    )
+    assert fitted.returncode == 0, fitted.stderr
+    assert "validation accuracy" in fitted.stdout
+    images = sorted((data / "left").glob("*.png"))[:2]
+    predicted = run("predict", runs, *images)
+    assert predicted.returncode == 0, predicted.stderr
+    lines = predicted.stdout.strip().splitlines()
+    assert len(lines) == 2 and all(line.split("\t")[1] == "left" for line in lines)
+    assert run("export", runs, tmp_path / "serving").returncode == 0
+    assert (tmp_path / "serving" / "saved_model.pb").exists()
+    reported = run("report", runs, "--out", tmp_path / "report")
+    assert reported.returncode == 0, reported.stderr
+    for name in ("history.csv", "search.png"):
+        assert (tmp_path / "report" / name).exists()
+    assert len(list((tmp_path / "report" / "architectures").glob("trial_*.png"))) == 2
