@@ -172,3 +172,23 @@ def test_no_candidate_fits_the_time_left_stops(tmp_path):
     run(oracle, 3)
     oracle.set_deadline(time.time() + 1e-3)  # far less than any epoch takes
     assert oracle.create_trial("tuner0").status == "STOPPED"
+
+
+def _synthetic_benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "benchmarks" / "oracle_synthetic.py"
+    spec = importlib.util.spec_from_file_location("oracle_synthetic", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_beats_random_morphism_search_on_the_synthetic_benchmark():
+    """A smaller run of benchmarks/oracle_synthetic.py: same seeds, same simulated budget."""
+    benchmark = _synthetic_benchmark()
+    results = benchmark.compare(seeds=range(5), budget=800)
+    oracle = np.median([best for best, _, _ in results["oracle"]])
+    random = np.median([best for best, _, _ in results["random"]])
+    assert oracle > random + 0.002, (oracle, random)

@@ -26,6 +26,11 @@ TRAIN_SECONDS = "train_seconds"
 EPOCH_SECONDS = "epoch_seconds"
 
 _Status = trial_module.TrialStatus
+# Lengthscales tried for each of the kernel's three distances (inf switches one off),
+# and noise variances: a coarse grid keeps a proposal fast with hundreds of trials.
+KERNEL_LENGTHSCALES = (0.5, 2.0, 8.0, np.inf)
+KERNEL_NOISES = (1e-3, 1e-2, 1e-1)
+COST_LENGTHSCALES = (2.0, 8.0, np.inf)  # seconds per FLOP vary slowly between graphs
 
 
 class NetworkMorphismOracle(keras_tuner.Oracle):
@@ -37,9 +42,12 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
     the expected improvement (or an upper confidence bound `mu + beta * sd`)
     of a Gaussian process over architectures, by tree-structured simulated
     annealing from the trained architectures. The kernel is
-    `exp(-edit_distance / l1 - |log2 FLOPs_a - log2 FLOPs_b| / l2)`: the
-    Auto-Keras edit distance, plus model size, with both lengthscales fitted
-    to the scores (either can switch off).
+    `exp(-edit_distance / l1 - |log2 FLOPs_a - log2 FLOPs_b| / l2
+    - |depth_a - depth_b| / l3)`: the Auto-Keras edit distance plus model
+    size and depth, with the lengthscales fitted to the scores by marginal
+    likelihood (any can switch off). Size and depth let the GP see that a
+    lineage has grown past the best depth or size (morphisms only grow),
+    which the edit distance to a few trained graphs does not show.
 
     Cost: the tuner reports each trial's measured seconds per epoch; a second
     Gaussian process (same kernel) predicts a candidate's seconds per epoch
@@ -201,7 +209,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
     # ------------------------------------------------------------------ Bayesian optimisation
 
     def _distance_matrices(self, ids):
-        """(2, n, n) edit and log2-FLOPs distances between the trials `ids`."""
+        """(3, n, n) edit, log2-FLOPs and depth distances between the trials `ids`."""
         for i, a in enumerate(ids):
             missing = [b for b in ids[i + 1 :] if (a, b) not in self._distances]
             if missing:
@@ -210,7 +218,10 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
                     self._distances[a, b] = self._distances[b, a] = float(d)
         edit = np.array([[0.0 if a == b else self._distances[a, b] for b in ids] for a in ids])
         size = _log_flops([self._graphs[i][0] for i in ids])  # (n,)
-        return np.stack([edit, np.abs(size[:, None] - size[None, :])])
+        depth = np.array([self._graphs[i][0].depth() for i in ids], float)
+        return np.stack(
+            [edit, np.abs(size[:, None] - size[None, :]), np.abs(depth[:, None] - depth[None, :])]
+        )
 
     def _observations(self, trained):
         """Trial ids and maximised objective values: trained trials, failed ones at the worst."""
@@ -225,7 +236,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         return ids, np.array(y)
 
     def _epoch_seconds_model(self, trained, distances):
-        # distances: (2, n, n) as from `_distance_matrices`.
+        # distances: (3, n, n) as from `_distance_matrices`.
         """`predict(cross_distances, flops)` of seconds per epoch, or None without timings."""
         timed = [
             (i, t.metrics.get_last_value(EPOCH_SECONDS))
@@ -237,7 +248,9 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         rows = [i for i, _ in timed]
         seconds = np.array([s for _, s in timed])  # (n_timed,)
         flops = np.array([self.trial_graph(trained[i]).flops() for i in rows], dtype=float)
-        gp = GaussianProcess().fit(distances[:, rows][:, :, rows], np.log(seconds / flops))
+        gp = GaussianProcess(lengthscales=COST_LENGTHSCALES, noises=KERNEL_NOISES).fit(
+            distances[:, rows][:, :, rows], np.log(seconds / flops)
+        )
 
         def predict(cross, candidate_flops):
             log_rate, _ = gp.predict(cross[:, :, rows])
@@ -247,13 +260,15 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
 
     def _propose(self, trained, tried, rng):
         ids, y = self._observations(trained)
-        distances = self._distance_matrices(ids)  # (2, n, n)
-        gp = GaussianProcess().fit(distances, y)
+        distances = self._distance_matrices(ids)  # (3, n, n)
+        gp = GaussianProcess(lengthscales=KERNEL_LENGTHSCALES, noises=KERNEL_NOISES)
+        gp.fit(distances, y)
         best, y_scale = y.max(), (y.std() or 1.0)
         epoch_seconds, typical_seconds = self._epoch_seconds_model(trained, distances)
         remaining = None if self.deadline is None else self.deadline - time.time()
         archs = [self._graphs[i][1] for i in ids]
         sizes = _log_flops([self._graphs[i][0] for i in ids])  # (n,)
+        depths = np.array([self._graphs[i][0].depth() for i in ids], float)
         seen = set(tried)
 
         def expand(item, rng):
@@ -276,7 +291,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             graphs = [g for g, _, _ in items]
             edit = edit_distances(graphs, archs)  # (m, n)
             size = np.abs(_log_flops(graphs)[:, None] - sizes[None, :])  # (m, n)
-            cross = np.stack([edit, size])  # (2, m, n)
+            depth = np.abs(np.array([g.depth() for g in graphs], float)[:, None] - depths[None, :])
+            cross = np.stack([edit, size, depth])  # (3, m, n)
             mu, sd = gp.predict(cross)
             if self.acquisition == "ei":
                 gain = expected_improvement(mu, sd, best) / y_scale  # (m,)
