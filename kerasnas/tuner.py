@@ -20,6 +20,7 @@ from kerasnas.oracle.network_morphism import (
     ARCHITECTURE,
     EPOCH_SECONDS,
     PARENT_TRIAL_ID,
+    REFINE,
     TRAIN_SECONDS,
 )
 
@@ -56,6 +57,9 @@ class MorphismTuner(keras_tuner.Tuner):
     Training uses `EarlyStopping` on the objective, `TimeBudget` and
     `TimeCosineDecay` for the trial's share of the time left, and keeps the
     best epoch's weights as `checkpoint.weights.h5` in the trial's folder.
+    A refinement trial (`"refine": True`, the best architecture proposed
+    again at the end of the search) trains on from its parent's weights at
+    half the learning rate, for all the time left, without early stopping.
 
     A candidate that fails (NaN loss, out of memory, too many parameters)
     fails its trial and the search goes on.
@@ -146,18 +150,20 @@ class MorphismTuner(keras_tuner.Tuner):
 
     # ------------------------------------------------------------------ time
 
-    def _trial_deadline(self, graph):
+    def _trial_deadline(self, graph, refine=False):
         """When this trial must stop: its share of the time left, at least one epoch."""
         if self.deadline is None:
             return None
         remaining = self.deadline - time.time()
         epoch = self.estimate_epoch_seconds(graph)
-        share = remaining * self.trial_share
+        share = remaining if refine else remaining * self.trial_share
         if epoch is not None:
             share = max(share, 1.5 * epoch)
         return time.time() + min(remaining, share)
 
-    def _patience(self, graph, trial_deadline):
+    def _patience(self, graph, trial_deadline, refine=False):
+        if refine:
+            return self.max_epochs  # the time-cosine schedule, not early stopping, ends it
         epoch = self.estimate_epoch_seconds(graph)
         if trial_deadline is None or epoch is None:
             return self.patience
@@ -187,7 +193,8 @@ class MorphismTuner(keras_tuner.Tuner):
                 f"The architecture has {graph.num_params():,} parameters, more than "
                 f"max_model_size={self.max_model_size:,}."
             )
-        trial_deadline = self._trial_deadline(graph)
+        refine = bool(trial.hyperparameters.values.get(REFINE))
+        trial_deadline = self._trial_deadline(graph, refine)
         try:
             model = self._build_and_compile(trial)
             timer = EpochTimer()
@@ -197,7 +204,7 @@ class MorphismTuner(keras_tuner.Tuner):
                 keras.callbacks.EarlyStopping(
                     monitor=objective.name,
                     mode=objective.direction,
-                    patience=self._patience(graph, trial_deadline),
+                    patience=self._patience(graph, trial_deadline, refine),
                 ),
                 timer,
                 saver,
@@ -242,10 +249,15 @@ class MorphismTuner(keras_tuner.Tuner):
 
     def _build_and_compile(self, trial):
         strategy = self.distribution_strategy
+        # A refinement resumes annealed weights: a full-rate restart would spend
+        # part of its few epochs relearning what it knew.
+        learning_rate = self.learning_rate
+        if trial.hyperparameters.values.get(REFINE):
+            learning_rate *= 0.5
         with strategy.scope() if strategy else contextlib.nullcontext():
             model = self.build_model(trial)
             model.compile(
-                optimizer=keras.optimizers.Adam(self.learning_rate),
+                optimizer=keras.optimizers.Adam(learning_rate),
                 loss=self.loss,
                 metrics=self.metrics,
             )
@@ -266,6 +278,8 @@ class MorphismTuner(keras_tuner.Tuner):
         if self.verbose:
             graph = self.trial_graph(trial)
             parent = trial.hyperparameters.values.get(PARENT_TRIAL_ID) or "-"
+            if trial.hyperparameters.values.get(REFINE):
+                parent += ", refining it"
             left = ""
             if self.deadline is not None:
                 left = f", {max(0.0, self.deadline - time.time()):.0f} s left"

@@ -40,6 +40,7 @@ def test_history_has_a_row_per_trial(fitted_classifier):
         "trial_id",
         "parent_trial_id",
         "morphisms",
+        "refine",
         "params",
         "flops",
         "epochs",

@@ -174,6 +174,34 @@ def test_no_candidate_fits_the_time_left_stops(tmp_path):
     assert oracle.create_trial("tuner0").status == "STOPPED"
 
 
+def test_last_stretch_of_the_budget_refines_the_best_architecture_once(tmp_path):
+    oracle = make_oracle(tmp_path)
+    trials = run(oracle, 6)
+    oracle.set_deadline(time.time() + 100, budget=1000)  # 10% left: inside the last 20%
+    best = oracle.get_best_trials(1)[0]
+    refine = oracle.create_trial("tuner0")
+    assert values(refine)["refine"] is True
+    assert values(refine)["parent_trial_id"] == best.trial_id
+    assert values(refine)["architecture"] == values(best)["architecture"]
+    assert not any(values(t)["refine"] for t in trials)
+    oracle.update_trial(refine.trial_id, {"val_accuracy": best.score - 0.01, EPOCH_SECONDS: 1e-3})
+    refine.status = "COMPLETED"
+    oracle.end_trial(refine)
+    # The refinement lost: the search goes on with morphisms, not a second refinement.
+    assert not values(oracle.create_trial("tuner0"))["refine"]
+
+
+def test_refinement_waits_for_the_last_stretch_and_can_be_turned_off(tmp_path):
+    early = make_oracle(tmp_path / "early")
+    run(early, 3)
+    early.set_deadline(time.time() + 900, budget=1000)
+    assert not values(early.create_trial("tuner0"))["refine"]
+    off = make_oracle(tmp_path / "off", refine_share=0)
+    run(off, 3)
+    off.set_deadline(time.time() + 100, budget=1000)
+    assert not values(off.create_trial("tuner0"))["refine"]
+
+
 def _synthetic_benchmark():
     import importlib.util
     from pathlib import Path

@@ -102,6 +102,20 @@ def test_a_deadline_bounds_the_search(tmp_path):
     assert any(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
 
 
+def test_the_last_stretch_refines_the_best_trial_until_the_deadline(tmp_path):
+    tuner = make_tuner(tmp_path, max_trials=None, max_epochs=1000)
+    tuner.deadline = time.time() + 20
+    tuner.oracle.set_deadline(tuner.deadline)
+    tuner.search(*quadrant_data(64, 0), validation_data=quadrant_data(32, 1))
+    refined = [t for t in tuner.oracle.trials.values() if t.hyperparameters.values["refine"]]
+    assert len(refined) == 1
+    values = refined[0].hyperparameters.values
+    parent = tuner.oracle.trials[values["parent_trial_id"]]
+    assert parent.hyperparameters.values["architecture"] == values["architecture"]
+    # No early stopping: it trains on until the deadline, far past the patience.
+    assert refined[0].metrics.get_last_value("epochs") > 2 * tuner.patience
+
+
 @pytest.fixture(autouse=True)
 def _quiet():
     keras.utils.set_random_seed(0)

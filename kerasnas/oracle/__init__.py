@@ -9,6 +9,7 @@ from kerasnas.oracle.network_morphism import (
     ARCHITECTURE,
     EPOCH_SECONDS,
     PARENT_TRIAL_ID,
+    REFINE,
     TRAIN_SECONDS,
     NetworkMorphismOracle,
 )
@@ -17,6 +18,7 @@ __all__ = [
     "ARCHITECTURE",
     "EPOCH_SECONDS",
     "PARENT_TRIAL_ID",
+    "REFINE",
     "TRAIN_SECONDS",
     "NetworkMorphismOracle",
 ]

@@ -22,6 +22,7 @@ from kerasnas.oracle.gp import (
 # Hyperparameter values every trial carries, and metrics the tuner reports besides the objective.
 ARCHITECTURE = "architecture"
 PARENT_TRIAL_ID = "parent_trial_id"
+REFINE = "refine"
 TRAIN_SECONDS = "train_seconds"
 EPOCH_SECONDS = "epoch_seconds"
 
@@ -61,6 +62,12 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
     (A negative UCB gain is multiplied instead, so cheaper candidates still
     rank first.) Candidates that cannot finish one epoch in the time left are
     never proposed. Without a deadline, gain alone counts.
+
+    Refinement: once the time left falls to `refine_share` of the budget
+    given to `set_deadline`, the next trial is the best architecture itself,
+    with `"refine": True`: the tuner trains it on from its best weights for
+    all the time left, which at the end of a search is worth more than one
+    more morphism trained for an epoch or two.
     Candidates with more than `max_model_size` parameters are never proposed.
 
     Each trial's hyperparameters hold the architecture as JSON
@@ -89,6 +96,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             annealing's. Defaults to 32.
         max_morphisms: most morphisms between a proposal and its trained
             parent, which keeps each step local. Defaults to 5.
+        refine_share: fraction of the time budget kept for refining the best
+            architecture at the end of the search. Defaults to 0.2; 0 turns it off.
         max_consecutive_failed_trials: KerasTuner stops the search after this
             many failed trials in a row. Defaults to 20 (KerasTuner's 3 would
             let a few too-large candidates end the search).
@@ -118,6 +127,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         pool_size=32,
         acquisition="ei",
         cost_horizon=10,
+        refine_share=0.2,
         max_consecutive_failed_trials=20,
         **kwargs,
     ):
@@ -137,6 +147,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         self.pool_size = int(pool_size)
         self.acquisition = acquisition
         self.cost_horizon = float(cost_horizon)
+        self.refine_share = float(refine_share)
         if initial_graphs is None:
             initial_graphs = generators.initial_graphs(self.input_shape, self.num_outputs, task)
         self.initial_graphs = [g for g in initial_graphs if self._fits(g)]
@@ -148,14 +159,24 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
                 "Raise it, or pass None for no limit."
             )
         self.deadline = None
+        self.budget = None
         self._graphs = {}  # trial id -> (Graph, Architecture), parsed once
         self._distances = {}  # (trial id, trial id) -> edit distance
 
     # ------------------------------------------------------------------ budget
 
-    def set_deadline(self, deadline):
-        """Makes the search cost-aware until `deadline` (seconds since the epoch, or None)."""
+    def set_deadline(self, deadline, budget=None):
+        """Makes the search cost-aware until `deadline`.
+
+        Args:
+            deadline: seconds since the epoch (as `time.time()`), or None for no deadline.
+            budget: seconds the whole search has, to place the refinement.
+                Defaults to None (from now until `deadline`).
+        """
         self.deadline = None if deadline is None else float(deadline)
+        if budget is None and deadline is not None:
+            budget = self.deadline - time.time()
+        self.budget = budget
 
     def _fits(self, graph):
         return self.max_model_size is None or graph.num_params() <= self.max_model_size
@@ -169,8 +190,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             self._graphs[trial.trial_id] = (graph, describe(graph))
         return self._graphs[trial.trial_id][0]
 
-    def _values(self, graph, parent_trial_id):
-        return {ARCHITECTURE: graph.to_json(), PARENT_TRIAL_ID: parent_trial_id}
+    def _values(self, graph, parent_trial_id, refine=False):
+        return {ARCHITECTURE: graph.to_json(), PARENT_TRIAL_ID: parent_trial_id, REFINE: refine}
 
     def populate_space(self, trial_id):
         """Proposes the next architecture: an initial one, or a morphed trained one."""
@@ -189,6 +210,9 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             # Nothing to grow from yet: wait for a running trial, or give up.
             status = _Status.IDLE if self.ongoing_trials else _Status.STOPPED
             return {"status": status, "values": None}
+        refine = self._refinement(trained)
+        if refine is not None:
+            return {"status": _Status.RUNNING, "values": refine}
         rng = np.random.default_rng([self.seed, int(trial_id)])
         proposal = self._propose(trained, tried, rng)
         if proposal is None:
@@ -196,15 +220,35 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         graph, parent_trial_id = proposal
         return {"status": _Status.RUNNING, "values": self._values(graph, parent_trial_id)}
 
-    def _epoch_fits(self, graph, trained):
-        """Whether one epoch of `graph` should end before the deadline (by seconds per FLOP)."""
+    def _refinement(self, trained):
+        """The best trial's values with `refine` once the budget's last stretch has come."""
+        if self.deadline is None or not self.budget or self.refine_share <= 0:
+            return None
+        if time.time() < self.deadline - self.refine_share * self.budget:
+            return None
+        best = self.get_best_trials(1)[0]
+        values = best.hyperparameters.values
+        refined = {
+            t.hyperparameters.values[PARENT_TRIAL_ID]
+            for t in self.trials.values()
+            if t.hyperparameters.values.get(REFINE)
+        }
+        if values.get(REFINE) or best.trial_id in refined:
+            return None  # refined already: what time is left goes to the search
+        graph = self.trial_graph(best)
+        if not self._epoch_fits(graph, trained, epochs=2):
+            return None
+        return self._values(graph, best.trial_id, refine=True)
+
+    def _epoch_fits(self, graph, trained, epochs=1):
+        """Whether `epochs` epochs of `graph` should end before the deadline (by seconds per FLOP)."""
         timed = [t for t in trained if t.metrics.exists(EPOCH_SECONDS)]
         if self.deadline is None or not timed:
             return True
         rate = np.median(
             [t.metrics.get_last_value(EPOCH_SECONDS) / self.trial_graph(t).flops() for t in timed]
         )
-        return rate * graph.flops() < self.deadline - time.time()
+        return epochs * rate * graph.flops() < self.deadline - time.time()
 
     # ------------------------------------------------------------------ Bayesian optimisation
 
@@ -336,11 +380,13 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
     def get_state(self):
         state = super().get_state()
         state["deadline"] = self.deadline
+        state["budget"] = self.budget
         return state
 
     def set_state(self, state):
         super().set_state(state)
         self.deadline = state.get("deadline")
+        self.budget = state.get("budget")
 
 
 def _log_flops(graphs):

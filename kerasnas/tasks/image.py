@@ -484,7 +484,8 @@ class _ImageTask:
 
     @property
     def history(self):
-        """One row per trial: ids, morphisms, size, epochs, seconds, score and status."""
+        """One row per trial: ids, morphisms (or `refine`: the parent trained on), size,
+        epochs, seconds, score and status."""
         import pandas as pd
 
         from kerasnas.graph import Graph
@@ -510,6 +511,7 @@ class _ImageTask:
                     "trial_id": trial_id,
                     "parent_trial_id": parent_id or None,
                     "morphisms": [r["op"] for r in graph.history[done:]],
+                    "refine": bool(trial.hyperparameters.values.get("refine")),
                     "architecture": graph.summary(),
                     "params": graph.num_params(),
                     "flops": graph.flops(),
