@@ -241,7 +241,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         return self._values(graph, best.trial_id, refine=True)
 
     def _epoch_fits(self, graph, trained, epochs=1):
-        """Whether `epochs` epochs of `graph` should end before the deadline (by seconds per FLOP)."""
+        """Whether `epochs` epochs of `graph` end before the deadline (by seconds per FLOP)."""
         timed = [t for t in trained if t.metrics.exists(EPOCH_SECONDS)]
         if self.deadline is None or not timed:
             return True
