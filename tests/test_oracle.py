@@ -191,6 +191,15 @@ def test_last_stretch_of_the_budget_refines_the_best_architecture_once(tmp_path)
     assert not values(oracle.create_trial("tuner0"))["refine"]
 
 
+def test_a_small_budget_skips_initial_architectures_and_refines_early(tmp_path):
+    oracle = make_oracle(tmp_path, refine_share=1e-4)  # the 10%-of-budget rule stays off
+    first = run(oracle, 1)[0]  # epochs take flops * 1e-6 s in `run`
+    epoch = Graph.from_json(values(first)["architecture"]).flops() * 1e-6
+    oracle.set_deadline(time.time() + 5 * epoch, budget=1000)  # early in the budget
+    trial = oracle.create_trial("tuner0")  # not the second initial architecture: refine
+    assert values(trial)["refine"] and values(trial)["parent_trial_id"] == first.trial_id
+
+
 def test_refinement_waits_for_the_last_stretch_and_can_be_turned_off(tmp_path):
     early = make_oracle(tmp_path / "early")
     run(early, 3)

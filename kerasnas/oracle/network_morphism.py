@@ -32,6 +32,11 @@ _Status = trial_module.TrialStatus
 KERNEL_LENGTHSCALES = (0.5, 2.0, 8.0, np.inf)
 KERNEL_NOISES = (1e-3, 1e-2, 1e-1)
 COST_LENGTHSCALES = (2.0, 8.0, np.inf)  # seconds per FLOP vary slowly between graphs
+# Under a deadline: another initial architecture starts only while about this many of its
+# epochs fit in the time left (so it gets a fair trial), and the best architecture is
+# refined once no more than REFINE_EPOCHS of its epochs fit, whatever the budget's share.
+INITIAL_EPOCHS = 10
+REFINE_EPOCHS = 6
 
 
 class NetworkMorphismOracle(keras_tuner.Oracle):
@@ -63,8 +68,11 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
     rank first.) Candidates that cannot finish one epoch in the time left are
     never proposed. Without a deadline, gain alone counts.
 
-    Refinement: once the time left falls to `refine_share` of the budget
-    given to `set_deadline`, the next trial is the best architecture itself,
+    A small budget is spent on few architectures: an initial architecture
+    after the first starts only while about ten of its epochs fit in the
+    time left. Refinement: once the time left falls to `refine_share` of the
+    budget given to `set_deadline`, or to six epochs of the best
+    architecture, the next trial is the best architecture itself,
     with `"refine": True`: the tuner trains it on from its best weights for
     all the time left, which at the end of a search is worth more than one
     more morphism trained for an epoch or two.
@@ -204,7 +212,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         ]
         tried = {self.trial_graph(t).architecture_key() for t in self.trials.values()}
         for graph in self.initial_graphs:
-            if graph.architecture_key() not in tried and self._epoch_fits(graph, trained):
+            fits = self._epochs_left(graph, trained) >= INITIAL_EPOCHS
+            if graph.architecture_key() not in tried and fits:
                 return {"status": _Status.RUNNING, "values": self._values(graph, "")}
         if not trained:
             # Nothing to grow from yet: wait for a running trial, or give up.
@@ -224,9 +233,12 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         """The best trial's values with `refine` once the budget's last stretch has come."""
         if self.deadline is None or not self.budget or self.refine_share <= 0:
             return None
-        if time.time() < self.deadline - self.refine_share * self.budget:
-            return None
         best = self.get_best_trials(1)[0]
+        graph = self.trial_graph(best)
+        epochs_left = self._epochs_left(graph, trained)
+        last_stretch = time.time() >= self.deadline - self.refine_share * self.budget
+        if epochs_left < 2 or not (last_stretch or epochs_left <= REFINE_EPOCHS):
+            return None
         values = best.hyperparameters.values
         refined = {
             t.hyperparameters.values[PARENT_TRIAL_ID]
@@ -235,20 +247,17 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         }
         if values.get(REFINE) or best.trial_id in refined:
             return None  # refined already: what time is left goes to the search
-        graph = self.trial_graph(best)
-        if not self._epoch_fits(graph, trained, epochs=2):
-            return None
         return self._values(graph, best.trial_id, refine=True)
 
-    def _epoch_fits(self, graph, trained, epochs=1):
-        """Whether `epochs` epochs of `graph` end before the deadline (by seconds per FLOP)."""
+    def _epochs_left(self, graph, trained):
+        """How many epochs of `graph` fit in the time left (by seconds per FLOP; inf if unknown)."""
         timed = [t for t in trained if t.metrics.exists(EPOCH_SECONDS)]
         if self.deadline is None or not timed:
-            return True
+            return math.inf
         rate = np.median(
             [t.metrics.get_last_value(EPOCH_SECONDS) / self.trial_graph(t).flops() for t in timed]
         )
-        return epochs * rate * graph.flops() < self.deadline - time.time()
+        return (self.deadline - time.time()) / (rate * graph.flops())
 
     # ------------------------------------------------------------------ Bayesian optimisation
 
