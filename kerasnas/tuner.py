@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import gc
 import math
 import os
 import time
@@ -254,6 +255,9 @@ class MorphismTuner(keras_tuner.Tuner):
         learning_rate = self.learning_rate
         if trial.hyperparameters.values.get(REFINE):
             learning_rate *= 0.5
+        # As KerasTuner's own trials do: free earlier trials' models and traced functions.
+        keras.backend.clear_session()
+        gc.collect()
         with strategy.scope() if strategy else contextlib.nullcontext():
             model = self.build_model(trial)
             model.compile(

@@ -111,6 +111,12 @@ def test_bad_input_is_refused_before_training(kwargs, match, tmp_path):
     assert not (tmp_path / "image_classifier").exists()
 
 
+def test_directory_and_its_old_name_path_together_is_an_error(tmp_path):
+    with pytest.raises(ValueError, match="not both"):
+        kerasnas.ImageClassifier(directory=str(tmp_path), path=str(tmp_path))
+    assert kerasnas.ImageClassifier().project_dir is None  # fit makes a temporary folder
+
+
 def test_two_fits_into_one_directory_is_an_error(tmp_path):
     x, y = quadrant_images(30, 0)
     clf = kerasnas.ImageClassifier(directory=str(tmp_path), verbose=False)

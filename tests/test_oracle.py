@@ -177,7 +177,7 @@ def test_no_candidate_fits_the_time_left_stops(tmp_path):
 def test_last_stretch_of_the_budget_refines_the_best_architecture_once(tmp_path):
     oracle = make_oracle(tmp_path)
     trials = run(oracle, 6)
-    oracle.set_deadline(time.time() + 100, budget=1000)  # 10% left: inside the last 20%
+    oracle.set_deadline(time.time() + 100, budget=1000)  # 10% left: inside the last 25%
     best = oracle.get_best_trials(1)[0]
     refine = oracle.create_trial("tuner0")
     assert values(refine)["refine"] is True

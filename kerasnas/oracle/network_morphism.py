@@ -105,7 +105,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         max_morphisms: most morphisms between a proposal and its trained
             parent, which keeps each step local. Defaults to 5.
         refine_share: fraction of the time budget kept for refining the best
-            architecture at the end of the search. Defaults to 0.2; 0 turns it off.
+            architecture at the end of the search. Defaults to 0.25; 0 turns it off.
         max_consecutive_failed_trials: KerasTuner stops the search after this
             many failed trials in a row. Defaults to 20 (KerasTuner's 3 would
             let a few too-large candidates end the search).
@@ -135,7 +135,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         pool_size=32,
         acquisition="ei",
         cost_horizon=10,
-        refine_share=0.2,
+        refine_share=0.25,
         max_consecutive_failed_trials=20,
         **kwargs,
     ):

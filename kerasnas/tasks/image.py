@@ -45,6 +45,11 @@ class _ImageTask:
         searcher_args=None,
         path=None,
     ):
+        if directory is not None and path is not None:
+            raise ValueError(
+                "Pass `directory` or its AutoKeras 0.4 name `path`, not both. "
+                f"Received: directory={directory!r}, path={path!r}"
+            )
         self.directory = directory
         self.project_name = project_name or self.default_project_name
         self.overwrite = overwrite
@@ -58,19 +63,15 @@ class _ImageTask:
         self.distribution_strategy = distribution_strategy
         self.searcher_args = searcher_args
         self.path = path
+        self._directory = directory if directory is not None else path  # None: fit makes one
 
     # ------------------------------------------------------------------ places
 
     @property
     def project_dir(self):
-        """The run directory: `directory/project_name`."""
-        if getattr(self, "_directory", None) is None:
-            if self.directory is not None and self.path is not None:
-                raise ValueError(
-                    "Pass `directory` or its AutoKeras 0.4 name `path`, not both. "
-                    f"Received: directory={self.directory!r}, path={self.path!r}"
-                )
-            self._directory = self.directory or self.path or tempfile.mkdtemp(prefix="kerasnas_")
+        """The run directory, `directory/project_name` (None before `fit` makes a temporary one)."""
+        if self._directory is None:
+            return None
         return os.path.join(str(self._directory), self.project_name)
 
     # ------------------------------------------------------------------ data
@@ -190,6 +191,8 @@ class _ImageTask:
             x_val, y_val = x[order[:n_val]], y[order[:n_val]]
             x, y = x[order[n_val:]], y[order[n_val:]]
 
+        if self._directory is None:
+            self._directory = tempfile.mkdtemp(prefix="kerasnas_")
         with _DirectoryLock(self.project_dir + ".lock"):
             return self._search(
                 start, time_limit, x, y, x_val, y_val, epochs, batch_size, callbacks
@@ -330,7 +333,6 @@ class _ImageTask:
         oracle = NetworkMorphismOracle(
             search_shape, self._num_outputs(), objective=self.objective, task=self.task
         )
-        self.project_dir  # noqa: B018 (fixes self._directory)
         with contextlib.redirect_stdout(io.StringIO()):  # KerasTuner's "Reloading Tuner..."
             self.tuner_ = MorphismTuner(
                 oracle,
