@@ -71,6 +71,11 @@ def _scaled(x):
     return (x.astype("float32") / 255.0)[..., None]
 
 
+def _labels_of(model):
+    """`predict(images)` giving int labels from a model trained on `_scaled` images."""
+    return lambda images: model.predict(_scaled(images), verbose=0).argmax(axis=1)
+
+
 def run_kerastuner(x, y, time_limit, seed, workdir):
     import keras
     import keras_tuner
@@ -143,10 +148,7 @@ def run_kerastuner(x, y, time_limit, seed, workdir):
         verbose=0,
     )
 
-    def predict(images):
-        return model.predict(_scaled(images), verbose=0).argmax(axis=1)
-
-    return predict, len(oracle.trials), model.count_params()
+    return _labels_of(model), len(oracle.trials), model.count_params()
 
 
 def _autokeras_epoch_seconds(x, y, seed, workdir):
@@ -211,10 +213,7 @@ def run_cnn(x, y, time_limit, seed, workdir):
         verbose=0,
     )
 
-    def predict(images):
-        return model.predict(_scaled(images), verbose=0).argmax(axis=1)
-
-    return predict, 1, model.count_params()
+    return _labels_of(model), 1, model.count_params()
 
 
 # ---------------------------------------------------------------------- one system, in its process
