@@ -6,7 +6,7 @@ import glob
 import os
 import shutil
 
-from kerasnas.graph import Graph
+from kerasnas import trials as contract
 
 FORMATS = ("png", "pdf", "svg")
 
@@ -28,12 +28,14 @@ def _project_dir(directory):
 
 
 def load_trials(directory):
-    """The trials of a search, in trial-id order, as KerasTuner `Trial`s."""
-    from keras_tuner.engine import trial as trial_module
+    """The trials of a search, in trial-id order, as KerasTuner `Trial`s.
 
-    paths = glob.glob(os.path.join(_project_dir(directory), "trial_*", "trial.json"))
-    trials = [trial_module.Trial.load(p) for p in paths]
-    return sorted(trials, key=lambda t: t.trial_id)
+    A damaged trial file is read as a failed trial without an architecture
+    (with a warning), as on resume.
+    """
+    pattern = os.path.join(_project_dir(directory), "trial_*", contract.TRIAL_FILE)
+    found = [contract.read_trial(p) for p in glob.glob(pattern)]
+    return sorted(found, key=lambda t: t.trial_id)
 
 
 def visualize(directory, out_dir, format="png"):
@@ -63,7 +65,9 @@ def visualize(directory, out_dir, format="png"):
     os.makedirs(out_dir, exist_ok=True)
     written = []
     for trial in load_trials(directory):
-        graph = Graph.from_json(trial.hyperparameters.values["architecture"])
+        if not contract.has_architecture(trial):
+            continue
+        graph = contract.graph_of(trial)
         path = os.path.join(str(out_dir), f"trial_{trial.trial_id}.{format}")
         dot = keras.utils.model_to_dot(
             graph.to_keras(name=f"trial_{trial.trial_id}"),
@@ -96,9 +100,7 @@ def plot_search(directory):
     trials = load_trials(directory)
     elapsed, when, scores = 0.0, {}, {}
     for trial in trials:
-        metrics = trial.metrics
-        if metrics.exists("train_seconds"):
-            elapsed += metrics.get_last_value("train_seconds")
+        elapsed += contract.metric(trial, contract.TRAIN_SECONDS, 0.0)
         when[trial.trial_id] = elapsed
         if trial.status == "COMPLETED" and trial.score is not None:
             scores[trial.trial_id] = trial.score
@@ -106,7 +108,7 @@ def plot_search(directory):
     ax = fig.add_subplot()
     objective = _objective_name(trials)
     for trial in trials:
-        parent = trial.hyperparameters.values.get("parent_trial_id")
+        parent = contract.parent_of(trial)
         if parent in scores and trial.trial_id in scores:
             ax.plot(
                 [when[parent], when[trial.trial_id]],
@@ -157,6 +159,6 @@ def plot_search(directory):
 def _objective_name(trials):
     for trial in trials:
         for name in trial.metrics.metrics:
-            if name not in ("train_seconds", "epoch_seconds", "setup_seconds", "epochs"):
+            if name not in contract.TIMING_METRICS:
                 return name
     return "score"

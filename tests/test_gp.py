@@ -3,7 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from kerasnas.oracle.gp import GaussianProcess, gain_per_cost, upper_confidence_bound
+from kerasnas.oracle.gp import (
+    GaussianProcess,
+    expected_improvement,
+    gain_per_cost,
+    upper_confidence_bound,
+)
 
 
 def points():
@@ -60,3 +65,33 @@ def test_acquisitions():
     # Same gain, twice the cost: half the value. Losses grow with cost instead.
     assert gain_per_cost([1.0, 1.0], [1.0, 2.0]) == pytest.approx([1.0, 0.5])
     assert gain_per_cost([-1.0, -1.0], [1.0, 2.0]) == pytest.approx([-1.0, -2.0])
+
+
+def test_expected_improvement_matches_its_closed_form_and_a_monte_carlo_estimate():
+    # At mu == best it is sd * phi(0) = sd / sqrt(2 pi).
+    assert expected_improvement([1.0], [2.0], 1.0) == pytest.approx([2.0 / np.sqrt(2 * np.pi)])
+    # With (almost) no uncertainty it is the plain improvement, never negative.
+    assert expected_improvement([1.5, 0.5], [1e-15, 1e-15], 1.0) == pytest.approx([0.5, 0.0])
+    rng = np.random.default_rng(0)
+    mu, sd, best = np.array([0.2, -0.3, 1.0]), np.array([0.5, 1.0, 0.1]), 0.4
+    samples = rng.normal(mu, sd, size=(200_000, 3))
+    monte_carlo = np.maximum(samples - best, 0).mean(axis=0)
+    np.testing.assert_allclose(expected_improvement(mu, sd, best), monte_carlo, atol=3e-3)
+    # It grows with the mean and with the uncertainty.
+    assert np.all(np.diff(expected_improvement([0.0, 0.1, 0.2], [0.3] * 3, 0.5)) > 0)
+    assert np.all(np.diff(expected_improvement([0.0] * 3, [0.1, 0.2, 0.3], 0.5)) > 0)
+
+
+def test_graph_and_gp_modules_import_no_tensorflow():
+    """The IR and the search maths stay numpy/scipy only (a fresh interpreter checks)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; import kerasnas.graph, kerasnas.graph.distance, kerasnas.graph.morphism, "
+        "kerasnas.graph.generators, kerasnas.oracle.gp, kerasnas.oracle.annealing; "
+        "bad = [m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr

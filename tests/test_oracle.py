@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-import time
+import os
 
 import keras_tuner
 import numpy as np
 import pytest
+from oracle_simulator import compare
 
-from kerasnas.graph import Graph, generators
-from kerasnas.oracle import EPOCH_SECONDS, NetworkMorphismOracle
+from kerasnas import trials
+from kerasnas.graph import generators
+from kerasnas.oracle import NetworkMorphismOracle
+from kerasnas.trials import EPOCH_SECONDS
 
 SHAPE = (8, 8, 1)
 
@@ -26,14 +29,14 @@ def score(graph):
     return 0.95 - 0.01 * abs(graph.depth() - 12) - 0.02 * abs(np.log2(graph.num_params() / 3e5))
 
 
-def run(oracle, trials, objective=score, fail=()):
-    """Creates, scores and ends `trials` trials; returns them."""
+def run(oracle, count, objective=score, fail=()):
+    """Creates, scores and ends `count` trials; returns them."""
     done = []
-    for i in range(trials):
+    for i in range(count):
         trial = oracle.create_trial("tuner0")
         if trial.status != "RUNNING":
             break
-        graph = Graph.from_json(trial.hyperparameters.values["architecture"])
+        graph = trials.graph_of(trial)
         if i in fail:
             trial.status = "FAILED"
         else:
@@ -58,27 +61,26 @@ def test_is_a_keras_tuner_oracle(tmp_path):
 
 
 def test_initial_architectures_come_first_cheapest_first(tmp_path):
-    trials = run(make_oracle(tmp_path), 3)
-    graphs = [Graph.from_json(values(t)["architecture"]) for t in trials]
+    done = run(make_oracle(tmp_path), 3)
+    graphs = [trials.graph_of(t) for t in done]
     expected = generators.initial_graphs(SHAPE, 3)
     assert [g.architecture_key() for g in graphs] == [g.architecture_key() for g in expected]
-    assert all(values(t)["parent_trial_id"] == "" for t in trials)
+    assert all(trials.parent_of(t) is None for t in done)
 
 
 def test_later_trials_are_children_of_trained_trials(tmp_path):
     oracle = make_oracle(tmp_path)
-    trials = run(oracle, 12)
+    done = run(oracle, 12)
     keys = set()
-    for trial in trials[3:]:
-        parent_id = values(trial)["parent_trial_id"]
-        parent = oracle.get_trial(parent_id)
+    for trial in done[3:]:
+        parent = oracle.get_trial(trials.parent_of(trial))
         assert parent.status == "COMPLETED"
-        parent_graph = Graph.from_json(values(parent)["architecture"])
-        child = Graph.from_json(values(trial)["architecture"])
+        parent_graph = trials.graph_of(parent)
+        child = trials.graph_of(trial)
         assert child.history[: len(parent_graph.history)] == parent_graph.history
         assert len(child.history) > len(parent_graph.history)
         keys.add(child.architecture_key())
-    assert len(keys) == len(trials) - 3  # never the same architecture twice
+    assert len(keys) == len(done) - 3  # never the same architecture twice
 
 
 def test_search_improves_on_the_initial_architectures(tmp_path):
@@ -96,14 +98,14 @@ def test_same_seed_same_scores_same_proposals(tmp_path):
     assert [values(t) for t in first] != [values(t) for t in third]
 
 
-def test_reload_resumes_without_repeating_and_proposes_the_same(tmp_path):
-    oracle = make_oracle(tmp_path)
+def test_reload_resumes_without_repeating_and_proposes_the_same(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock)
     run(oracle, 6)
-    oracle.set_deadline(time.time() + 3600)
+    oracle.set_deadline(clock() + 3600)
     oracle.save()
     pending = oracle.create_trial("tuner0")  # the process dies while this trial runs
 
-    reloaded = make_oracle(tmp_path)
+    reloaded = make_oracle(tmp_path, clock=clock)
     reloaded.reload()
     assert reloaded.deadline == oracle.deadline
     assert sorted(reloaded.trials) == sorted(oracle.trials)
@@ -120,6 +122,59 @@ def test_reload_resumes_without_repeating_and_proposes_the_same(tmp_path):
     assert following.trial_id not in oracle.trials
 
 
+def trial_file(directory, trial_id):
+    return os.path.join(str(directory), "search", f"trial_{trial_id}", "trial.json")
+
+
+@pytest.mark.parametrize("damage", ["", '{"trial_id": "0002", "hyperpar'])
+def test_an_empty_or_truncated_trial_file_counts_as_failed_on_resume(tmp_path, damage, caplog):
+    oracle = make_oracle(tmp_path)
+    run(oracle, 5)
+    oracle.save()  # as the tuner does after each trial
+    with open(trial_file(tmp_path, "0002"), "w") as f:
+        f.write(damage)
+    reloaded = make_oracle(tmp_path)
+    reloaded.reload()
+    assert "trial_0002" in caplog.text and "unreadable" in caplog.text
+    assert reloaded.trials["0002"].status == "FAILED"
+    assert sorted(reloaded.trials) == sorted(oracle.trials)
+    # The search goes on, with a new id, and never proposes from the damaged trial.
+    following = run(reloaded, 3)
+    assert [t.trial_id for t in following] == ["0005", "0006", "0007"]
+    assert all(trials.parent_of(t) != "0002" for t in following)
+
+
+def test_an_unreadable_oracle_file_is_rebuilt_from_the_trial_files(tmp_path, caplog):
+    oracle = make_oracle(tmp_path)
+    run(oracle, 5)
+    pending = oracle.create_trial("tuner0")
+    with open(os.path.join(str(tmp_path), "search", "oracle.json"), "w") as f:
+        f.write('{"ongoing_trials": {"tuner0": "0005"}, "hyp')
+    reloaded = make_oracle(tmp_path)
+    reloaded.reload()
+    assert "oracle.json is not valid JSON" in caplog.text
+    retried = reloaded.create_trial("tuner0")  # the unfinished trial runs again
+    assert retried.trial_id == pending.trial_id and values(retried) == values(pending)
+
+
+def test_trial_and_oracle_files_are_written_whole(tmp_path, monkeypatch):
+    """A crash while a file is written (a full disk, say) leaves the previous version."""
+    oracle = make_oracle(tmp_path)
+    run(oracle, 3)
+    path = trial_file(tmp_path, "0002")
+    before = open(path).read()
+
+    def disk_full(*args):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", disk_full)
+    trial = oracle.trials["0002"]
+    with pytest.raises(OSError, match="No space"):
+        oracle.update_trial(trial.trial_id, {"val_accuracy": 0.1})
+    assert open(path).read() == before
+    assert not [f for f in os.listdir(os.path.dirname(path)) if f.startswith(".tmp")]
+
+
 def test_max_trials_stops_the_search(tmp_path):
     oracle = make_oracle(tmp_path, max_trials=5)
     assert len(run(oracle, 10)) == 5
@@ -130,7 +185,7 @@ def test_max_model_size_bounds_every_candidate(tmp_path):
     limit = max(g.num_params() for g in generators.initial_graphs(SHAPE, 3)) + 5000
     oracle = make_oracle(tmp_path, max_model_size=limit)
     for trial in run(oracle, 15):
-        assert Graph.from_json(values(trial)["architecture"]).num_params() <= limit
+        assert trials.graph_of(trial).num_params() <= limit
 
 
 def test_max_model_size_below_every_initial_architecture_is_an_error(tmp_path):
@@ -138,10 +193,51 @@ def test_max_model_size_below_every_initial_architecture_is_an_error(tmp_path):
         make_oracle(tmp_path, max_model_size=10)
 
 
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"acquisition": "pi"}, "acquisition.*'ei', 'ucb'.*Received: acquisition='pi'"),
+        ({"refine_share": 1.0}, "refine_share.*< 1.*Received: refine_share=1.0"),
+        ({"refine_share": -0.1}, "refine_share.*>= 0"),
+        ({"max_trials": 0}, "max_trials.*>= 1.*or None"),
+        ({"max_trials": -1}, "max_trials"),
+        ({"max_trials": 2.5}, "max_trials.*integer"),
+        ({"seed": "1"}, "seed"),
+        ({"beta": float("nan")}, "beta"),
+        ({"max_morphisms": 0}, "max_morphisms.*>= 1"),
+        ({"pool_size": -1}, "pool_size.*>= 0"),
+        ({"cost_horizon": -1}, "cost_horizon"),
+        ({"task": "segmentation"}, "task.*'classification', 'regression'"),
+        ({"max_consecutive_failed_trials": 0}, "max_consecutive_failed_trials"),
+        ({"max_model_size": 0}, "max_model_size.*>= 1"),
+        ({"initial_graphs": []}, "initial_graphs.*non-empty"),
+        ({"clock": 3.0}, "clock.*function"),
+    ],
+)
+def test_bad_arguments_name_themselves(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_oracle(tmp_path, **kwargs)
+
+
+@pytest.mark.parametrize(
+    "shape, outputs, match",
+    [((8, 8), 3, "input_shape"), ((8, 0, 1), 3, "input_shape"), (SHAPE, 0, "num_outputs")],
+)
+def test_bad_shapes_name_themselves(shape, outputs, match):
+    with pytest.raises(ValueError, match=match):
+        NetworkMorphismOracle(shape, outputs)
+
+
+def test_ucb_acquisition_searches_too(tmp_path):
+    oracle = make_oracle(tmp_path, acquisition="ucb")
+    done = run(oracle, 8)
+    assert len(done) == 8 and all(trials.parent_of(t) for t in done[3:])
+
+
 def test_a_run_of_failures_does_not_stop_the_search(tmp_path):
     oracle = make_oracle(tmp_path)
-    trials = run(oracle, 12, fail=range(4, 10))  # six failed trials in a row
-    assert len(trials) == 12
+    done = run(oracle, 12, fail=range(4, 10))  # six failed trials in a row
+    assert len(done) == 12
     assert sum(t.status == "FAILED" for t in oracle.trials.values()) == 6
 
 
@@ -155,77 +251,87 @@ def test_nothing_trained_yet_means_wait_or_stop(tmp_path):
     assert only_failures.create_trial("tuner0").status == "STOPPED"
 
 
-def test_deadline_makes_proposals_cheaper(tmp_path):
+def test_deadline_makes_proposals_cheaper(tmp_path, clock):
     """Under a budget, gain per second wins: proposals cost fewer FLOPs on average."""
     flat = lambda graph: 0.9 + 0.001 * graph.depth()  # barely rewards growth
-    free, budgeted = make_oracle(tmp_path / "free"), make_oracle(tmp_path / "budget")
-    budgeted.set_deadline(time.time() + 3600)
+    free = make_oracle(tmp_path / "free", clock=clock)
+    budgeted = make_oracle(tmp_path / "budget", clock=clock)
+    budgeted.set_deadline(clock() + 3600)
     cost = {}
     for name, oracle in (("free", free), ("budget", budgeted)):
-        trials = run(oracle, 16, objective=flat)[3:]
-        cost[name] = np.mean([Graph.from_json(values(t)["architecture"]).flops() for t in trials])
+        done = run(oracle, 16, objective=flat)[3:]
+        cost[name] = np.mean([trials.graph_of(t).flops() for t in done])
     assert cost["budget"] < cost["free"]
 
 
-def test_no_candidate_fits_the_time_left_stops(tmp_path):
-    oracle = make_oracle(tmp_path)
+def test_no_candidate_fits_the_time_left_stops(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock)
     run(oracle, 3)
-    oracle.set_deadline(time.time() + 1e-3)  # far less than any epoch takes
+    oracle.set_deadline(clock() + 1e-3)  # far less than any epoch takes
     assert oracle.create_trial("tuner0").status == "STOPPED"
 
 
-def test_last_stretch_of_the_budget_refines_the_best_architecture_once(tmp_path):
+def test_the_deadline_stops_the_search(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock)
+    oracle.set_deadline(clock() + 10)
+    run(oracle, 2)
+    clock.advance(10)
+    assert oracle.create_trial("tuner0").status == "STOPPED"
+
+
+def test_epoch_seconds_come_from_the_trial_files_and_survive_resume(tmp_path):
     oracle = make_oracle(tmp_path)
-    trials = run(oracle, 6)
-    oracle.set_deadline(time.time() + 100, budget=1000)  # 10% left: inside the last 25%
+    assert oracle.epoch_seconds(generators.cnn(SHAPE, 3)) is None
+    run(oracle, 3)  # each epoch takes flops * 1e-6 s in `run`
+    graph = generators.resnet(SHAPE, 3)
+    assert oracle.epoch_seconds(graph) == pytest.approx(graph.flops() * 1e-6)
+    reloaded = make_oracle(tmp_path)
+    reloaded.reload()
+    assert reloaded.epoch_seconds(graph) == pytest.approx(graph.flops() * 1e-6)
+
+
+def test_last_stretch_of_the_budget_refines_the_best_architecture_once(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock)
+    done = run(oracle, 6)
+    oracle.set_deadline(clock() + 100, budget=1000)  # 10% left: inside the last 25%
     best = oracle.get_best_trials(1)[0]
     refine = oracle.create_trial("tuner0")
-    assert values(refine)["refine"] is True
-    assert values(refine)["parent_trial_id"] == best.trial_id
-    assert values(refine)["architecture"] == values(best)["architecture"]
-    assert not any(values(t)["refine"] for t in trials)
+    assert trials.is_refinement(refine)
+    assert trials.parent_of(refine) == best.trial_id
+    assert values(refine)[trials.ARCHITECTURE] == values(best)[trials.ARCHITECTURE]
+    assert not any(trials.is_refinement(t) for t in done)
     oracle.update_trial(refine.trial_id, {"val_accuracy": best.score - 0.01, EPOCH_SECONDS: 1e-3})
     refine.status = "COMPLETED"
     oracle.end_trial(refine)
     # The refinement lost: the search goes on with morphisms, not a second refinement.
-    assert not values(oracle.create_trial("tuner0"))["refine"]
+    assert not trials.is_refinement(oracle.create_trial("tuner0"))
 
 
-def test_a_small_budget_skips_initial_architectures_and_refines_early(tmp_path):
-    oracle = make_oracle(tmp_path, refine_share=1e-4)  # the 10%-of-budget rule stays off
+def test_a_small_budget_skips_initial_architectures_and_refines_early(tmp_path, clock):
+    oracle = make_oracle(tmp_path, refine_share=1e-4, clock=clock)  # the share rule stays off
     first = run(oracle, 1)[0]  # epochs take flops * 1e-6 s in `run`
-    epoch = Graph.from_json(values(first)["architecture"]).flops() * 1e-6
-    oracle.set_deadline(time.time() + 5 * epoch, budget=1000)  # early in the budget
+    epoch = trials.graph_of(first).flops() * 1e-6
+    oracle.set_deadline(clock() + 5 * epoch, budget=1000)  # early in the budget
     trial = oracle.create_trial("tuner0")  # not the second initial architecture: refine
-    assert values(trial)["refine"] and values(trial)["parent_trial_id"] == first.trial_id
+    assert trials.is_refinement(trial) and trials.parent_of(trial) == first.trial_id
 
 
-def test_refinement_waits_for_the_last_stretch_and_can_be_turned_off(tmp_path):
-    early = make_oracle(tmp_path / "early")
+def test_refinement_waits_for_the_last_stretch_and_can_be_turned_off(tmp_path, clock):
+    early = make_oracle(tmp_path / "early", clock=clock)
     run(early, 3)
-    early.set_deadline(time.time() + 900, budget=1000)
-    assert not values(early.create_trial("tuner0"))["refine"]
-    off = make_oracle(tmp_path / "off", refine_share=0)
+    early.set_deadline(clock() + 900, budget=1000)
+    assert not trials.is_refinement(early.create_trial("tuner0"))
+    clock.advance(700)  # 200 s of 1000 left: inside the last 25%
+    assert trials.is_refinement(early.create_trial("tuner1"))
+    off = make_oracle(tmp_path / "off", refine_share=0, clock=clock)
     run(off, 3)
-    off.set_deadline(time.time() + 100, budget=1000)
-    assert not values(off.create_trial("tuner0"))["refine"]
-
-
-def _synthetic_benchmark():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[1] / "benchmarks" / "oracle_synthetic.py"
-    spec = importlib.util.spec_from_file_location("oracle_synthetic", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    off.set_deadline(clock() + 100, budget=1000)
+    assert not trials.is_refinement(off.create_trial("tuner0"))
 
 
 def test_beats_random_morphism_search_on_the_synthetic_benchmark():
     """A smaller run of benchmarks/oracle_synthetic.py: same seeds, same simulated budget."""
-    benchmark = _synthetic_benchmark()
-    results = benchmark.compare(seeds=range(5), budget=800)
+    results = compare(seeds=range(5), budget=800)
     oracle = np.median([best for best, _, _ in results["oracle"]])
     random = np.median([best for best, _, _ in results["random"]])
     assert oracle > random + 0.002, (oracle, random)

@@ -2,23 +2,16 @@
 
 `gp.py` (Gaussian process, acquisitions) and `annealing.py` (the acquisition
 optimiser) are numpy and scipy only; `network_morphism.py` adapts them to
-KerasTuner.
+KerasTuner. The keys a trial carries are in `kerasnas.trials`. The adapter is
+imported on first use, so that `kerasnas.oracle.gp` loads without TensorFlow.
 """
 
-from kerasnas.oracle.network_morphism import (
-    ARCHITECTURE,
-    EPOCH_SECONDS,
-    PARENT_TRIAL_ID,
-    REFINE,
-    TRAIN_SECONDS,
-    NetworkMorphismOracle,
-)
+__all__ = ["NetworkMorphismOracle", "kernel_distances"]
 
-__all__ = [
-    "ARCHITECTURE",
-    "EPOCH_SECONDS",
-    "PARENT_TRIAL_ID",
-    "REFINE",
-    "TRAIN_SECONDS",
-    "NetworkMorphismOracle",
-]
+
+def __getattr__(name):
+    if name in __all__:
+        from kerasnas.oracle import network_morphism
+
+        return getattr(network_morphism, name)
+    raise AttributeError(f"module 'kerasnas.oracle' has no attribute {name!r}")

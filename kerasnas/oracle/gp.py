@@ -28,7 +28,6 @@ from scipy.linalg import cho_factor, cho_solve
 from scipy.stats import norm
 
 LENGTHSCALES = (0.5, 1.0, 2.0, 4.0, 8.0, np.inf)
-_FAST = (0.5, 2.0, 8.0, np.inf)
 NOISES = (1e-4, 1e-3, 1e-2, 1e-1)
 
 

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import glob
+import logging
 import math
+import os
 import time
 
 import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
+from kerasnas import files, trials
+from kerasnas.arguments import check_choice, check_int, check_number
 from kerasnas.graph import Graph, generators, morphism
 from kerasnas.graph.distance import describe, edit_distances
 from kerasnas.oracle.annealing import anneal
@@ -18,14 +23,11 @@ from kerasnas.oracle.gp import (
     gain_per_cost,
     upper_confidence_bound,
 )
+from kerasnas.trials import EPOCH_SECONDS
 
-# Hyperparameter values every trial carries, and metrics the tuner reports besides the objective.
-ARCHITECTURE = "architecture"
-PARENT_TRIAL_ID = "parent_trial_id"
-REFINE = "refine"
-TRAIN_SECONDS = "train_seconds"
-EPOCH_SECONDS = "epoch_seconds"
-
+logger = logging.getLogger("kerasnas")
+ACQUISITIONS = ("ei", "ucb")
+TASKS = ("classification", "regression")
 _Status = trial_module.TrialStatus
 # Lengthscales tried for each of the kernel's three distances (inf switches one off),
 # and noise variances: a coarse grid keeps a proposal fast with hundreds of trials.
@@ -109,10 +111,13 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         max_consecutive_failed_trials: KerasTuner stops the search after this
             many failed trials in a row. Defaults to 20 (KerasTuner's 3 would
             let a few too-large candidates end the search).
+        clock: a function returning the time in seconds since the epoch, as
+            `time.time` does (tests pass a fake one). Defaults to `time.time`.
         **kwargs: passed on to `keras_tuner.Oracle`.
 
     Raises:
-        ValueError: if no initial architecture fits in `max_model_size`.
+        ValueError: if an argument is out of range (the message names it), or
+            if no initial architecture fits in `max_model_size`.
 
     Example:
 
@@ -137,27 +142,42 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         cost_horizon=10,
         refine_share=0.25,
         max_consecutive_failed_trials=20,
+        clock=None,
         **kwargs,
     ):
         super().__init__(
             objective=objective,
-            max_trials=max_trials,
-            seed=seed,
-            max_consecutive_failed_trials=max_consecutive_failed_trials,
+            max_trials=check_int("max_trials", max_trials, minimum=1, allow_none=True),
+            seed=check_int("seed", seed, allow_none=True),
+            max_consecutive_failed_trials=check_int(
+                "max_consecutive_failed_trials", max_consecutive_failed_trials, minimum=1
+            ),
             **kwargs,
         )
-        self.input_shape = tuple(int(d) for d in input_shape)
-        self.num_outputs = int(num_outputs)
-        self.task = task
-        self.max_model_size = None if max_model_size is None else int(max_model_size)
-        self.beta = float(beta)
-        self.max_morphisms = int(max_morphisms)
-        self.pool_size = int(pool_size)
-        self.acquisition = acquisition
-        self.cost_horizon = float(cost_horizon)
-        self.refine_share = float(refine_share)
+        self.input_shape = _check_input_shape(input_shape)
+        self.num_outputs = check_int("num_outputs", num_outputs, minimum=1)
+        self.task = check_choice("task", task, TASKS)
+        self.max_model_size = check_int("max_model_size", max_model_size, 1, allow_none=True)
+        self.beta = check_number("beta", beta, low=0)
+        self.max_morphisms = check_int("max_morphisms", max_morphisms, minimum=1)
+        self.pool_size = check_int("pool_size", pool_size, minimum=0)
+        self.acquisition = check_choice("acquisition", acquisition, ACQUISITIONS)
+        self.cost_horizon = check_number("cost_horizon", cost_horizon, low=0)
+        self.refine_share = check_number("refine_share", refine_share, 0, 1, high_open=True)
+        if clock is not None and not callable(clock):
+            raise ValueError(
+                f"Expected `clock` to be a function returning seconds, like `time.time`. "
+                f"Received: clock={clock!r}"
+            )
+        self.clock = clock or time.time
         if initial_graphs is None:
             initial_graphs = generators.initial_graphs(self.input_shape, self.num_outputs, task)
+        initial_graphs = list(initial_graphs)
+        if not initial_graphs or not all(isinstance(g, Graph) for g in initial_graphs):
+            raise ValueError(
+                "Expected `initial_graphs` to be a non-empty list of `kerasnas.graph.Graph`. "
+                f"Received: initial_graphs={initial_graphs!r}"
+            )
         self.initial_graphs = [g for g in initial_graphs if self._fits(g)]
         if not self.initial_graphs:
             smallest = min(g.num_params() for g in initial_graphs)
@@ -177,14 +197,14 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         """Makes the search cost-aware until `deadline`.
 
         Args:
-            deadline: seconds since the epoch (as `time.time()`), or None for no deadline.
+            deadline: seconds since the epoch (as `clock()`), or None for no deadline.
             budget: seconds the whole search has, to place the refinement.
                 Defaults to None (from now until `deadline`).
         """
-        self.deadline = None if deadline is None else float(deadline)
+        self.deadline = check_number("deadline", deadline, allow_none=True)
         if budget is None and deadline is not None:
-            budget = self.deadline - time.time()
-        self.budget = budget
+            budget = self.deadline - self.clock()
+        self.budget = check_number("budget", budget, allow_none=True)
 
     def _fits(self, graph):
         return self.max_model_size is None or graph.num_params() <= self.max_model_size
@@ -192,29 +212,30 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
     # ------------------------------------------------------------------ trials
 
     def trial_graph(self, trial):
-        """The `Graph` a trial trains."""
+        """The `Graph` a trial trains, parsed once per trial."""
         if trial.trial_id not in self._graphs:
-            graph = Graph.from_json(trial.hyperparameters.values[ARCHITECTURE])
+            graph = trials.graph_of(trial)
             self._graphs[trial.trial_id] = (graph, describe(graph))
         return self._graphs[trial.trial_id][0]
 
-    def _values(self, graph, parent_trial_id, refine=False):
-        return {ARCHITECTURE: graph.to_json(), PARENT_TRIAL_ID: parent_trial_id, REFINE: refine}
+    def _searched(self):
+        """The trials that carry an architecture (an unreadable trial file leaves none)."""
+        return [t for t in self.trials.values() if trials.has_architecture(t)]
 
     def populate_space(self, trial_id):
         """Proposes the next architecture: an initial one, or a morphed trained one."""
-        if self.deadline is not None and time.time() >= self.deadline:
+        if self.deadline is not None and self.clock() >= self.deadline:
             return {"status": _Status.STOPPED, "values": None}
         trained = [
             t
-            for t in self.trials.values()
+            for t in self._searched()
             if t.status == _Status.COMPLETED and t.score is not None and math.isfinite(t.score)
         ]
-        tried = {self.trial_graph(t).architecture_key() for t in self.trials.values()}
+        tried = {self.trial_graph(t).architecture_key() for t in self._searched()}
         for graph in self.initial_graphs:
-            fits = self._epochs_left(graph, trained) >= INITIAL_EPOCHS
+            fits = self._epochs_left(graph) >= INITIAL_EPOCHS
             if graph.architecture_key() not in tried and fits:
-                return {"status": _Status.RUNNING, "values": self._values(graph, "")}
+                return {"status": _Status.RUNNING, "values": trials.values(graph)}
         if not trained:
             # Nothing to grow from yet: wait for a running trial, or give up.
             status = _Status.IDLE if self.ongoing_trials else _Status.STOPPED
@@ -227,7 +248,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         if proposal is None:
             return {"status": _Status.STOPPED, "values": None}
         graph, parent_trial_id = proposal
-        return {"status": _Status.RUNNING, "values": self._values(graph, parent_trial_id)}
+        return {"status": _Status.RUNNING, "values": trials.values(graph, parent_trial_id)}
 
     def _refinement(self, trained):
         """The best trial's values with `refine` once the budget's last stretch has come."""
@@ -235,34 +256,39 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             return None
         best = self.get_best_trials(1)[0]
         graph = self.trial_graph(best)
-        epochs_left = self._epochs_left(graph, trained)
-        last_stretch = time.time() >= self.deadline - self.refine_share * self.budget
+        epochs_left = self._epochs_left(graph)
+        last_stretch = self.clock() >= self.deadline - self.refine_share * self.budget
         if epochs_left < 2 or not (last_stretch or epochs_left <= REFINE_EPOCHS):
             return None
-        values = best.hyperparameters.values
-        refined = {
-            t.hyperparameters.values[PARENT_TRIAL_ID]
-            for t in self.trials.values()
-            if t.hyperparameters.values.get(REFINE)
-        }
-        if values.get(REFINE) or best.trial_id in refined:
+        refined = {trials.parent_of(t) for t in self._searched() if trials.is_refinement(t)}
+        if trials.is_refinement(best) or best.trial_id in refined:
             return None  # refined already: what time is left goes to the search
-        return self._values(graph, best.trial_id, refine=True)
+        return trials.values(graph, best.trial_id, refine=True)
 
-    def _epochs_left(self, graph, trained):
-        """How many epochs of `graph` fit in the time left (by seconds per FLOP; inf if unknown)."""
-        timed = [t for t in trained if t.metrics.exists(EPOCH_SECONDS)]
-        if self.deadline is None or not timed:
+    def epoch_seconds(self, graph):
+        """Seconds one epoch of `graph` should take, or None before any trial was timed.
+
+        The median measured seconds per FLOP of the trained trials, read from
+        the trial files (so it survives a resume), times `graph`'s FLOPs.
+        """
+        rates = [
+            trials.metric(t, EPOCH_SECONDS) / max(self.trial_graph(t).flops(), 1)
+            for t in self._searched()
+            if t.status == _Status.COMPLETED and t.metrics.exists(EPOCH_SECONDS)
+        ]
+        return float(np.median(rates)) * graph.flops() if rates else None
+
+    def _epochs_left(self, graph):
+        """How many epochs of `graph` fit in the time left (inf without a deadline or timings)."""
+        seconds = self.epoch_seconds(graph)
+        if self.deadline is None or seconds is None:
             return math.inf
-        rate = np.median(
-            [t.metrics.get_last_value(EPOCH_SECONDS) / self.trial_graph(t).flops() for t in timed]
-        )
-        return (self.deadline - time.time()) / (rate * graph.flops())
+        return (self.deadline - self.clock()) / seconds
 
     # ------------------------------------------------------------------ Bayesian optimisation
 
     def _distance_matrices(self, ids):
-        """(3, n, n) edit, log2-FLOPs and depth distances between the trials `ids`."""
+        """(3, n, n) kernel distances between the trials `ids` (see `kernel_distances`)."""
         for i, a in enumerate(ids):
             missing = [b for b in ids[i + 1 :] if (a, b) not in self._distances]
             if missing:
@@ -270,18 +296,15 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
                 for b, d in zip(missing, found[0]):
                     self._distances[a, b] = self._distances[b, a] = float(d)
         edit = np.array([[0.0 if a == b else self._distances[a, b] for b in ids] for a in ids])
-        size = _log_flops([self._graphs[i][0] for i in ids])  # (n,)
-        depth = np.array([self._graphs[i][0].depth() for i in ids], float)
-        return np.stack(
-            [edit, np.abs(size[:, None] - size[None, :]), np.abs(depth[:, None] - depth[None, :])]
-        )
+        graphs = [self._graphs[i][0] for i in ids]
+        return kernel_distances(edit, graphs, graphs)
 
     def _observations(self, trained):
         """Trial ids and maximised objective values: trained trials, failed ones at the worst."""
         sign = 1.0 if self.objective.direction == "max" else -1.0
         ids = [t.trial_id for t in trained]
         y = [sign * t.score for t in trained]
-        failed = [t for t in self.trials.values() if t.status == _Status.FAILED]
+        failed = [t for t in self._searched() if t.status == _Status.FAILED]
         for t in failed:
             self.trial_graph(t)
         ids += [t.trial_id for t in failed]
@@ -318,10 +341,9 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         gp.fit(distances, y)
         best, y_scale = y.max(), (y.std() or 1.0)
         epoch_seconds, typical_seconds = self._epoch_seconds_model(trained, distances)
-        remaining = None if self.deadline is None else self.deadline - time.time()
+        remaining = None if self.deadline is None else self.deadline - self.clock()
         archs = [self._graphs[i][1] for i in ids]
-        sizes = _log_flops([self._graphs[i][0] for i in ids])  # (n,)
-        depths = np.array([self._graphs[i][0].depth() for i in ids], float)
+        observed = [self._graphs[i][0] for i in ids]
         seen = set(tried)
 
         def expand(item, rng):
@@ -342,10 +364,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
 
         def acquire(items):
             graphs = [g for g, _, _ in items]
-            edit = edit_distances(graphs, archs)  # (m, n)
-            size = np.abs(_log_flops(graphs)[:, None] - sizes[None, :])  # (m, n)
-            depth = np.abs(np.array([g.depth() for g in graphs], float)[:, None] - depths[None, :])
-            cross = np.stack([edit, size, depth])  # (3, m, n)
+            cross = kernel_distances(edit_distances(graphs, archs), graphs, observed)  # (3, m, n)
             mu, sd = gp.predict(cross)
             if self.acquisition == "ei":
                 gain = expected_improvement(mu, sd, best) / y_scale  # (m,)
@@ -393,10 +412,110 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         return state
 
     def set_state(self, state):
+        # Trials whose files are gone cannot be running or waiting for a retry.
+        state = dict(state)
+        state["ongoing_trials"] = {
+            tuner: trial_id
+            for tuner, trial_id in state["ongoing_trials"].items()
+            if trial_id in self.trials
+        }
+        state["retry_queue"] = [i for i in state["retry_queue"] if i in self.trials]
         super().set_state(state)
         self.deadline = state.get("deadline")
         self.budget = state.get("budget")
 
+    # ------------------------------------------------------------------ files
+
+    def save(self):
+        files.write_json(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial):
+        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
+        files.write_json(path, trial.get_state())
+
+    def reload(self):
+        """Reloads the search from its files (KerasTuner's `Oracle.reload`), robustly.
+
+        An empty or truncated `trial.json` (a crash while it was written by an
+        older version) is read as a failed trial without an architecture, with
+        a warning: its id stays taken and the search goes on. An unreadable
+        `oracle.json` is rebuilt from the trial files, with a warning: unfinished
+        trials are run again.
+        """
+        pattern = os.path.join(self._project_dir, "trial_*", trials.TRIAL_FILE)
+        for path in sorted(glob.glob(pattern)):
+            trial = trials.read_trial(path)
+            self.trials[trial.trial_id] = trial
+        path = self._get_oracle_fname()
+        try:
+            state = files.read_json(path)
+        except files.RunFileError as e:
+            logger.warning("%s The search state is rebuilt from the trial files.", e)
+            state = self._state_from_trials()
+        try:
+            self.set_state(state)
+        except KeyError as e:
+            raise files.RunFileError(
+                f"{path} lacks {e} and was not written by this version of kerasnas. "
+                "Pass overwrite=True, or another directory, to start afresh."
+            ) from e
+        for trial in self.ongoing_trials.values():
+            self._retry_queue.append(trial.trial_id)  # as KerasTuner: run them again
+        self.ongoing_trials = {}
+
+    def _state_from_trials(self):
+        ids = sorted(self.trials)
+        ended = [i for i in ids if self.trials[i].status != _Status.RUNNING]
+        return {
+            **super().get_state(),
+            "ongoing_trials": {},
+            "start_order": ids,
+            "end_order": ended,
+            "run_times": {i: 1 for i in ended},
+            "retry_queue": [i for i in ids if i not in ended],
+            "tried_so_far": [],
+            "id_to_hash": {},
+        }
+
+
+def kernel_distances(edit, graphs_a, graphs_b):
+    """The kernel's three distances between two lists of graphs.
+
+    Args:
+        edit: (m, n) edit distances between `graphs_a` and `graphs_b`.
+        graphs_a: m graphs.
+        graphs_b: n graphs.
+
+    Returns:
+        (3, m, n): the edit distance, |log2 FLOPs_a - log2 FLOPs_b| and |depth_a - depth_b|.
+    """
+    size_a, size_b = _log_flops(graphs_a), _log_flops(graphs_b)  # (m,), (n,)
+    depth_a = np.array([g.depth() for g in graphs_a], float)  # (m,)
+    depth_b = np.array([g.depth() for g in graphs_b], float)  # (n,)
+    return np.stack(
+        [
+            np.asarray(edit, float),
+            np.abs(size_a[:, None] - size_b[None, :]),
+            np.abs(depth_a[:, None] - depth_b[None, :]),
+        ]
+    )
+
 
 def _log_flops(graphs):
     return np.log2(np.array([max(g.flops(), 1) for g in graphs], dtype=float))
+
+
+def _check_input_shape(input_shape):
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    if (
+        shape is None
+        or len(shape) != 3
+        or not all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0 for d in shape
+        )
+    ):
+        raise ValueError(
+            "Expected `input_shape` to be (height, width, channels), three positive integers. "
+            f"Received: input_shape={input_shape!r}"
+        )
+    return tuple(int(d) for d in shape)

@@ -1,0 +1,120 @@
+"""Reading and writing the JSON files of a run directory safely (standard library only).
+
+`write_json` replaces a file atomically: a crash, a kill or a full disk
+leaves either the old file or the new one, never a truncated one.
+`read_json` turns a missing, empty or truncated file into a `RunFileError` that
+names the file and says what to do. Every layer may import this module.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import tempfile
+
+
+class RunFileError(ValueError):
+    """A file of a run directory that cannot be read; the message names it and what to do.
+
+    Args:
+        message: the message.
+        path: the file. Defaults to None.
+    """
+
+    def __init__(self, message, path=None):
+        super().__init__(message)
+        self.path = path
+
+
+class MissingRunFileError(FileNotFoundError, RunFileError):
+    """A file of a run directory that is not there."""
+
+    def __init__(self, message, path=None):
+        FileNotFoundError.__init__(self, message)
+        self.path = path
+
+
+def write_json(path, obj, indent=2):
+    """Writes `obj` as JSON to `path` atomically (a temporary file, fsync, rename).
+
+    Args:
+        path: the file to write.
+        obj: a JSON-serialisable object.
+        indent: JSON indentation. Defaults to 2.
+
+    Raises:
+        OSError: if the file cannot be written (e.g. a full disk); `path`
+            is then left as it was.
+        TypeError: if `obj` is not JSON-serialisable; `path` is left as it was.
+    """
+    text = json.dumps(obj, indent=indent)  # fails before touching the disk
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress_os_error():
+            os.unlink(tmp)
+        raise
+    with _suppress_os_error():  # make the rename itself durable
+        directory = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+
+
+def read_json(path, fix="Pass overwrite=True to start afresh, or use another directory."):
+    """The JSON object in `path`, or a `RunFileError` naming the file.
+
+    Args:
+        path: the file to read.
+        fix: what the user can do about a corrupt file, appended to the message.
+
+    Raises:
+        MissingRunFileError: if `path` does not exist (a `RunFileError` and a
+            `FileNotFoundError`).
+        RunFileError: if it is empty or not valid JSON.
+    """
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            text = f.read()
+    except FileNotFoundError:
+        raise MissingRunFileError(f"{path} is missing. {fix}", path) from None
+    if not text.strip():
+        raise RunFileError(f"{path} is empty (a crash or a full disk cut it short). {fix}", path)
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise RunFileError(
+            f"{path} is not valid JSON ({e}); it may have been cut short by a crash or a "
+            f"full disk. {fix}",
+            path,
+        ) from None
+
+
+def is_disk_full(error):
+    """Whether `error`, or an error it was raised from, says the disk or quota is full."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(error)
+        if "No space left on device" in text or "errno = 28" in text or "Disk quota" in text:
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+class _suppress_os_error:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, value, traceback):
+        return kind is not None and issubclass(kind, OSError)

@@ -1,0 +1,104 @@
+"""The trial contract: what every kerasnas trial carries and reports, and how to read it.
+
+A trial's hyperparameter values hold its architecture as JSON (`ARCHITECTURE`),
+the id of the trained trial whose weights it starts from (`PARENT_TRIAL_ID`,
+`""` for an initial architecture) and whether it refines that parent
+(`REFINE`). The tuner reports, besides the objective, the metrics in
+`TIMING_METRICS`. Everything that reads trials (the oracle, the tuner, the
+estimators, the diagrams) goes through this module, never through literal keys.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from kerasnas import files
+from kerasnas.graph import Graph
+
+logger = logging.getLogger("kerasnas")
+
+# Hyperparameter values.
+ARCHITECTURE = "architecture"
+PARENT_TRIAL_ID = "parent_trial_id"
+REFINE = "refine"
+
+# Metrics the tuner reports besides the objective.
+TRAIN_SECONDS = "train_seconds"  # the whole trial: setup and training
+EPOCH_SECONDS = "epoch_seconds"  # mean seconds per epoch, validation included
+SETUP_SECONDS = "setup_seconds"  # building, weight transfer and compiling
+EPOCHS = "epochs"  # epochs trained
+TIMING_METRICS = (TRAIN_SECONDS, EPOCH_SECONDS, SETUP_SECONDS, EPOCHS)
+
+TRIAL_FILE = "trial.json"  # KerasTuner's record of a trial, in its trial folder
+CHECKPOINT = "checkpoint.weights.h5"  # a trial's best weights, in its trial folder
+
+
+def values(graph, parent_trial_id="", refine=False):
+    """The hyperparameter values of a trial that trains `graph`.
+
+    Args:
+        graph: the `Graph` to train.
+        parent_trial_id: the trained trial whose weights it starts from. Defaults to `""`.
+        refine: whether the trial trains its parent on. Defaults to False.
+
+    Returns:
+        A dict for `Oracle.populate_space`'s `"values"`.
+    """
+    return {ARCHITECTURE: graph.to_json(), PARENT_TRIAL_ID: parent_trial_id, REFINE: refine}
+
+
+def has_architecture(trial):
+    """Whether `trial` carries an architecture (one read from a damaged file does not)."""
+    return ARCHITECTURE in trial.hyperparameters.values
+
+
+def graph_of(trial):
+    """The `Graph` a trial trains, parsed from its values."""
+    return Graph.from_json(trial.hyperparameters.values[ARCHITECTURE])
+
+
+def parent_of(trial):
+    """The id of the trial whose weights `trial` starts from, or None."""
+    return trial.hyperparameters.values.get(PARENT_TRIAL_ID) or None
+
+
+def is_refinement(trial):
+    """Whether `trial` trains its parent's architecture on from its weights."""
+    return bool(trial.hyperparameters.values.get(REFINE))
+
+
+def metric(trial, name, default=None):
+    """The last value of metric `name` of `trial`, or `default` if it reported none."""
+    return trial.metrics.get_last_value(name) if trial.metrics.exists(name) else default
+
+
+def read_trial(path):
+    """Reads a KerasTuner `trial.json`.
+
+    An empty or truncated file (a crash while it was written) is read as a
+    failed trial without an architecture, with a warning, so that its id
+    stays taken and the rest of the run can still be read and resumed.
+
+    Args:
+        path: `.../trial_<id>/trial.json`.
+
+    Returns:
+        A `keras_tuner` `Trial`.
+    """
+    import keras_tuner
+    from keras_tuner.engine import trial as trial_module
+
+    try:
+        return trial_module.Trial.from_state(files.read_json(path))
+    except (files.RunFileError, KeyError, TypeError) as e:
+        trial_id = os.path.basename(os.path.dirname(path)).removeprefix("trial_")
+        logger.warning(
+            "%s is unreadable (%s); trial %s counts as failed and the search goes on.",
+            path,
+            e.__class__.__name__ if not isinstance(e, files.RunFileError) else e,
+            trial_id,
+        )
+        trial = trial_module.Trial(keras_tuner.HyperParameters(), trial_id, status="FAILED")
+        trial.message = f"{path} was unreadable."
+        return trial
