@@ -1,4 +1,8 @@
-"""Keras callbacks that make training keep a wall-clock budget."""
+"""Keras callbacks that make training keep a wall-clock budget.
+
+Each takes a `clock` (a function returning seconds since the epoch, `time.time`
+by default), so that budget logic can be tested with a fake clock.
+"""
 
 from __future__ import annotations
 
@@ -9,42 +13,84 @@ import keras
 
 
 class TimeBudget(keras.callbacks.Callback):
-    """Stops training at a wall-clock deadline, checked after every batch.
+    """Stops training in time for the run to end by a wall-clock deadline.
 
-    Keras still validates the interrupted epoch, so the epoch's score counts
-    and callbacks such as `EarlyStopping(restore_best_weights=True)` can keep
-    the best epoch.
+    It checks after every batch whether one more batch would still end in
+    time, leaving room for what follows the last batch: Keras validates the interrupted epoch (so its
+    score counts, and callbacks such as `EarlyStopping(restore_best_weights=True)`
+    or a best-weights checkpoint can keep the best epoch), then the epoch-end
+    callbacks run. That tail is measured on every epoch; before the first one
+    has been timed it is estimated from the training steps' time:
+    `validation_steps` batches at half a training step each.
+
+    Place it last among the callbacks, so that the tail it measures includes
+    the other callbacks' epoch-end work.
 
     Args:
-        deadline: time (seconds since the epoch, as `time.time()`) to stop at.
+        deadline: when training must be over, in seconds since the epoch (as `clock()`).
+        validation_steps: batches in a validation pass, to estimate the tail
+            before it is measured. Defaults to 0.
         verbose: print a line when it stops training. Defaults to 0.
+        clock: the time function. Defaults to `time.time`.
 
     Example:
 
     >>> model.fit(x, y, epochs=100, callbacks=[TimeBudget(time.time() + 60)])
     """
 
-    def __init__(self, deadline, verbose=0):
+    def __init__(self, deadline, validation_steps=0, verbose=0, clock=None):
         super().__init__()
         self.deadline = float(deadline)
+        self.validation_steps = int(validation_steps or 0)
         self.verbose = verbose
+        self.clock = clock or time.time
         self.stopped = False
+        self.tail_seconds = None  # measured: last batch's end to the epoch's end
 
     def on_train_begin(self, logs=None):
         self.stopped = False
+        self._step_seconds = []
+        self._batch_start = self._last_batch_end = None
 
-    def _check(self):
-        if time.time() >= self.deadline and not self.stopped:
+    def expected_step(self):
+        """Seconds one more training batch is expected to take (0 before one was timed)."""
+        return float(_median(self._step_seconds)) if self._step_seconds else 0.0
+
+    def expected_tail(self):
+        """Seconds expected from the end of the last batch to the end of its epoch."""
+        if self.tail_seconds is not None:
+            return self.tail_seconds
+        return 0.5 * self.expected_step() * self.validation_steps
+
+    def _check(self, now):
+        # Stop unless one more batch and the epoch's tail still end by the deadline.
+        late = now + self.expected_step() + self.expected_tail() >= self.deadline
+        if not self.stopped and late:
             self.stopped = True
             self.model.stop_training = True
             if self.verbose:
                 print("TimeBudget: the time budget is spent; stopping training.")
 
-    def on_train_batch_end(self, batch, logs=None):
-        self._check()
-
     def on_epoch_begin(self, epoch, logs=None):
-        self._check()
+        self._check(self.clock())
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._batch_start = self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = self.clock()
+        # The first step of a fit traces the graph: it says little about the others.
+        if self._batch_start is not None and batch > 0:
+            self._step_seconds.append(now - self._batch_start)
+        self._last_batch_end = now
+        self._check(now)
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = self.clock()
+        if self._last_batch_end is not None:
+            tail = now - self._last_batch_end
+            self.tail_seconds = max(tail, self.tail_seconds or 0.0)
+        self._check(now)
 
 
 class TimeCosineDecay(keras.callbacks.Callback):
@@ -57,34 +103,54 @@ class TimeCosineDecay(keras.callbacks.Callback):
     annealed, where an epoch-based schedule would stop halfway.
 
     Args:
-        deadline: time (seconds since the epoch) at which the rate reaches its floor.
+        deadline: time (seconds since the epoch, as `clock()`) at which the rate
+            reaches its floor.
         floor: final rate as a fraction of the initial one. Defaults to 0.02.
+        clock: the time function. Defaults to `time.time`.
     """
 
-    def __init__(self, deadline, floor=0.02):
+    def __init__(self, deadline, floor=0.02, clock=None):
         super().__init__()
         self.deadline = float(deadline)
         self.floor = float(floor)
+        self.clock = clock or time.time
 
     def on_train_begin(self, logs=None):
-        self._start = time.time()
+        self._start = self.clock()
         self._initial = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
-    def on_train_batch_begin(self, batch, logs=None):
+    def factor(self, now):
+        """The fraction of the initial rate in force at time `now`."""
         span = max(self.deadline - self._start, 1e-9)
-        progress = min(1.0, (time.time() - self._start) / span)
-        factor = self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
-        self.model.optimizer.learning_rate.assign(self._initial * factor)
+        progress = min(1.0, max(0.0, (now - self._start) / span))
+        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.learning_rate.assign(self._initial * self.factor(self.clock()))
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Records the wall-clock seconds of each epoch, validation included."""
+    """Records the wall-clock seconds of each epoch, validation included.
+
+    Args:
+        clock: the time function. Defaults to `time.time`.
+    """
+
+    def __init__(self, clock=None):
+        super().__init__()
+        self.clock = clock or time.time
 
     def on_train_begin(self, logs=None):
         self.epoch_seconds = []
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.time()
+        self._start = self.clock()
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epoch_seconds.append(time.time() - self._start)
+        self.epoch_seconds.append(self.clock() - self._start)
+
+
+def _median(values):
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else 0.5 * (ordered[middle - 1] + ordered[middle])

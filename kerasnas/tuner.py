@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
+import logging
 import math
 import os
 import time
@@ -14,19 +15,16 @@ import keras_tuner
 import numpy as np
 import tensorflow as tf
 from keras_tuner import errors
+from keras_tuner.src import config as keras_tuner_config
 
+from kerasnas import trials
+from kerasnas.arguments import check_int, check_number
 from kerasnas.callbacks import EpochTimer, TimeBudget, TimeCosineDecay
-from kerasnas.graph import Graph, morphism
-from kerasnas.oracle.network_morphism import (
-    ARCHITECTURE,
-    EPOCH_SECONDS,
-    PARENT_TRIAL_ID,
-    REFINE,
-    TRAIN_SECONDS,
-)
+from kerasnas.graph import morphism
+from kerasnas.oracle import NetworkMorphismOracle
+from kerasnas.trials import EPOCH_SECONDS, EPOCHS, SETUP_SECONDS, TRAIN_SECONDS
 
-SETUP_SECONDS = "setup_seconds"
-EPOCHS = "epochs"
+logger = logging.getLogger("kerasnas")
 
 
 class _SaveBestWeights(keras.callbacks.Callback):
@@ -51,22 +49,27 @@ class _SaveBestWeights(keras.callbacks.Callback):
 class MorphismTuner(keras_tuner.Tuner):
     """A KerasTuner `Tuner` that trains each trial's architecture, warm-started from its parent.
 
-    `run_trial` builds the trial's `Graph` (from the `"architecture"`
-    hyperparameter); when the trial has a parent it loads the parent's best
-    weights from the shared directory and maps them onto the child with
-    `morphism.transfer`, so the child starts computing what its parent did.
-    Training uses `EarlyStopping` on the objective, `TimeBudget` and
-    `TimeCosineDecay` for the trial's share of the time left, and keeps the
-    best epoch's weights as `checkpoint.weights.h5` in the trial's folder.
-    A refinement trial (`"refine": True`, the best architecture proposed
-    again at the end of the search) trains on from its parent's weights at
-    half the learning rate, for all the time left, without early stopping.
+    `run_trial` builds the trial's `Graph` (see `kerasnas.trials`); when the
+    trial has a parent it loads the parent's best weights from the shared
+    directory and maps them onto the child with `transfer`, so the child
+    starts computing what its parent did. Training uses `EarlyStopping` on
+    the objective, `TimeBudget` and `TimeCosineDecay` for the trial's share of
+    the time left, and keeps the best epoch's weights as
+    `checkpoint.weights.h5` in the trial's folder. A refinement trial (the
+    best architecture proposed again at the end of the search) trains on from
+    its parent's weights at half the learning rate, for all the time left,
+    without early stopping.
+
+    The deadline belongs to the oracle (`NetworkMorphismOracle.set_deadline`);
+    `TimeBudget` ends each trial early enough for its last validation pass and
+    weight save to finish by the trial's deadline.
 
     A candidate that fails (NaN loss, out of memory, too many parameters)
     fails its trial and the search goes on.
 
     Args:
-        oracle: a `NetworkMorphismOracle`.
+        oracle: a `NetworkMorphismOracle` (or, on a distributed worker,
+            KerasTuner's client for one).
         loss: the Keras loss.
         metrics: Keras metrics; the objective's metric must be among them.
             Defaults to None.
@@ -79,9 +82,13 @@ class MorphismTuner(keras_tuner.Tuner):
         trial_share: fraction of the time left that one trial may use (a
             trial always gets room for at least one epoch). Defaults to 0.3.
         max_model_size: trials whose graph has more parameters fail. Defaults to None.
-        verbose: print a line per trial and Keras' progress bar. Defaults to True.
+        verbose: print a line per trial (1 or True) and Keras' progress bar. Defaults to True.
+        clock: the time function. Defaults to the oracle's (`time.time`).
         **kwargs: passed on to `keras_tuner.Tuner` (`directory`,
             `project_name`, `overwrite`, `distribution_strategy`).
+
+    Raises:
+        ValueError: if an argument is out of range (the message names it).
     """
 
     def __init__(
@@ -96,6 +103,7 @@ class MorphismTuner(keras_tuner.Tuner):
         trial_share=0.3,
         max_model_size=None,
         verbose=True,
+        clock=None,
         **kwargs,
     ):
         super().__init__(
@@ -103,43 +111,54 @@ class MorphismTuner(keras_tuner.Tuner):
             hypermodel=None,
             loss=loss,
             metrics=metrics,
-            max_model_size=max_model_size,
+            max_model_size=check_int("max_model_size", max_model_size, 1, allow_none=True),
             **kwargs,
         )
-        self.learning_rate = float(learning_rate)
-        self.batch_size = int(batch_size)
-        self.max_epochs = int(max_epochs)
-        self.patience = int(patience)
-        self.trial_share = float(trial_share)
-        self.verbose = verbose
-        self.deadline = None
-        self._seconds_per_flop = []  # measured epoch seconds / FLOPs of this tuner's trials
+        self.learning_rate = check_number("learning_rate", learning_rate, low=0, low_open=True)
+        self.batch_size = check_int("batch_size", batch_size, minimum=1)
+        self.max_epochs = check_int("max_epochs", max_epochs, minimum=1)
+        self.patience = check_int("patience", patience, minimum=0)
+        self.trial_share = check_number("trial_share", trial_share, 0, 1, low_open=True)
+        self.verbose = check_int("verbose", int(verbose), minimum=0) if verbose is not None else 0
+        self.clock = clock or getattr(oracle, "clock", None) or time.time
+        self._deadline = None  # used only when the oracle is remote (a distributed worker)
+        self._seconds_per_flop = []  # this process's measurements, for a remote oracle
         self._trials_started = 0
         self._last_seen_started = -1
 
     # ------------------------------------------------------------------ building
 
+    @property
+    def _local_oracle(self):
+        """The oracle itself when it runs in this process, else None (a distributed worker)."""
+        return self.oracle if isinstance(self.oracle, NetworkMorphismOracle) else None
+
     def trial_graph(self, trial):
-        return Graph.from_json(trial.hyperparameters.values[ARCHITECTURE])
+        """The `Graph` a trial trains (parsed once, by the oracle, in the chief's process)."""
+        if self._local_oracle is not None:
+            return self._local_oracle.trial_graph(trial)
+        return trials.graph_of(trial)
 
     def checkpoint_path(self, trial_id):
         """Where the best weights of trial `trial_id` are kept."""
-        return os.path.join(self.get_trial_dir(trial_id), "checkpoint.weights.h5")
+        return os.path.join(self.get_trial_dir(trial_id), trials.CHECKPOINT)
 
     def build_model(self, trial):
         """The trial's model: its parent's weights mapped onto it, else fresh ones."""
         graph = self.trial_graph(trial)
-        parent_id = trial.hyperparameters.values.get(PARENT_TRIAL_ID, "")
+        parent_id = trials.parent_of(trial)
         if parent_id:
             path = self.checkpoint_path(parent_id)
             if os.path.exists(path):
                 parent_graph = self.trial_graph(self.oracle.get_trial(parent_id))
                 parent_model = parent_graph.to_keras()
                 parent_model.load_weights(path)
-                return morphism.transfer(parent_graph, parent_model, graph)
-            print(
-                f"kerasnas: parent {parent_id} of trial {trial.trial_id} has no weights "
-                f"at {path}; training from scratch."
+                return transfer(parent_graph, parent_model, graph)
+            logger.warning(
+                "Parent %s of trial %s has no weights at %s; training from scratch.",
+                parent_id,
+                trial.trial_id,
+                path,
             )
         return graph.to_keras()
 
@@ -151,16 +170,31 @@ class MorphismTuner(keras_tuner.Tuner):
 
     # ------------------------------------------------------------------ time
 
+    @property
+    def deadline(self):
+        """When the search must end (seconds since the epoch), or None: the oracle's."""
+        if self._local_oracle is not None:
+            return self._local_oracle.deadline
+        return self._deadline
+
+    @deadline.setter
+    def deadline(self, value):
+        if self._local_oracle is not None:
+            self._local_oracle.set_deadline(value)
+        else:
+            self._deadline = value
+
     def _trial_deadline(self, graph, refine=False):
         """When this trial must stop: its share of the time left, at least one epoch."""
         if self.deadline is None:
             return None
-        remaining = self.deadline - time.time()
+        now = self.clock()
+        remaining = self.deadline - now
         epoch = self.estimate_epoch_seconds(graph)
         share = remaining if refine else remaining * self.trial_share
         if epoch is not None:
             share = max(share, 1.5 * epoch)
-        return time.time() + min(remaining, share)
+        return now + min(remaining, share)
 
     def _patience(self, graph, trial_deadline, refine=False):
         if refine:
@@ -168,11 +202,17 @@ class MorphismTuner(keras_tuner.Tuner):
         epoch = self.estimate_epoch_seconds(graph)
         if trial_deadline is None or epoch is None:
             return self.patience
-        fitting = (trial_deadline - time.time()) / max(epoch, 1e-9)
+        fitting = (trial_deadline - self.clock()) / max(epoch, 1e-9)
         return int(min(self.patience, max(1, fitting // 4)))
 
     def estimate_epoch_seconds(self, graph):
-        """Seconds one epoch of `graph` should take, from this tuner's trials (None before any)."""
+        """Seconds one epoch of `graph` should take (None before any trial was timed).
+
+        The oracle's estimate from the trial files when it runs in this
+        process; on a distributed worker, this worker's own measurements.
+        """
+        if self._local_oracle is not None:
+            return self._local_oracle.epoch_seconds(graph)
         if not self._seconds_per_flop:
             return None
         return float(np.median(self._seconds_per_flop)) * graph.flops()
@@ -186,7 +226,7 @@ class MorphismTuner(keras_tuner.Tuner):
             A dict with the objective's best value, `train_seconds`,
             `epoch_seconds`, `setup_seconds` and `epochs`.
         """
-        start = time.time()
+        start = self.clock()
         objective = self.oracle.objective
         graph = self.trial_graph(trial)
         if self.max_model_size and graph.num_params() > self.max_model_size:
@@ -194,11 +234,26 @@ class MorphismTuner(keras_tuner.Tuner):
                 f"The architecture has {graph.num_params():,} parameters, more than "
                 f"max_model_size={self.max_model_size:,}."
             )
-        refine = bool(trial.hyperparameters.values.get(REFINE))
+        refine = trials.is_refinement(trial)
         trial_deadline = self._trial_deadline(graph, refine)
+        fit_kwargs.pop("verbose", None)  # `search(verbose=...)` is KerasTuner's own display
+        if isinstance(x, tf.data.Dataset):
+            fit_kwargs.setdefault("shuffle", False)  # the dataset shuffles itself
+        else:
+            fit_kwargs.setdefault("batch_size", self.batch_size)
+        fit_kwargs.setdefault("epochs", self.max_epochs)
         try:
             model = self._build_and_compile(trial)
-            timer = EpochTimer()
+        except (MemoryError, tf.errors.ResourceExhaustedError) as e:
+            raise errors.FailedTrialError(f"Out of memory: {e}") from e
+        except Exception as e:
+            # The candidate's own fault (a morphism or a layer Keras cannot build):
+            # it fails its trial, and the search goes on.
+            raise errors.FailedTrialError(
+                f"Building trial {trial.trial_id}'s model failed: {e.__class__.__name__}: {e}"
+            ) from e
+        try:
+            timer = EpochTimer(clock=self.clock)
             saver = _SaveBestWeights(objective, self.checkpoint_path(trial.trial_id))
             all_callbacks = [
                 keras.callbacks.TerminateOnNaN(),
@@ -210,16 +265,16 @@ class MorphismTuner(keras_tuner.Tuner):
                 timer,
                 saver,
             ]
+            # As KerasTuner does: each trial gets its own copies of the user's callbacks.
+            all_callbacks += copy.deepcopy(list(callbacks or []))
             if trial_deadline is not None:
-                all_callbacks += [TimeBudget(trial_deadline), TimeCosineDecay(trial_deadline)]
-            all_callbacks += [copy.copy(c) for c in callbacks or []]
-            setup_seconds = time.time() - start
-            fit_kwargs.pop("verbose", None)  # `search(verbose=...)` is KerasTuner's own display
-            if isinstance(x, tf.data.Dataset):
-                fit_kwargs.setdefault("shuffle", False)  # the dataset shuffles itself
-            else:
-                fit_kwargs.setdefault("batch_size", self.batch_size)
-            fit_kwargs.setdefault("epochs", self.max_epochs)
+                # Last, so that the tail it measures covers the other callbacks' epoch ends.
+                steps = _validation_steps(validation_data, fit_kwargs.get("batch_size"))
+                all_callbacks += [
+                    TimeCosineDecay(trial_deadline, clock=self.clock),
+                    TimeBudget(trial_deadline, validation_steps=steps, clock=self.clock),
+                ]
+            setup_seconds = self.clock() - start
             model.fit(
                 x,
                 y,
@@ -242,7 +297,7 @@ class MorphismTuner(keras_tuner.Tuner):
         self._seconds_per_flop.append(epoch_seconds / max(graph.flops(), 1))
         return {
             objective.name: saver.best,
-            TRAIN_SECONDS: time.time() - start,
+            TRAIN_SECONDS: self.clock() - start,
             EPOCH_SECONDS: epoch_seconds,
             SETUP_SECONDS: setup_seconds,
             EPOCHS: len(timer.epoch_seconds),
@@ -253,7 +308,7 @@ class MorphismTuner(keras_tuner.Tuner):
         # A refinement resumes annealed weights: a full-rate restart would spend
         # part of its few epochs relearning what it knew.
         learning_rate = self.learning_rate
-        if trial.hyperparameters.values.get(REFINE):
+        if trials.is_refinement(trial):
             learning_rate *= 0.5
         # As KerasTuner's own trials do: free earlier trials' models and traced functions.
         keras.backend.clear_session()
@@ -276,17 +331,29 @@ class MorphismTuner(keras_tuner.Tuner):
             time.sleep(1.0)
         self._last_seen_started = self._trials_started
 
+    def _try_run_and_update_trial(self, trial, *fit_args, **fit_kwargs):
+        # KerasTuner prints the traceback of every failed trial (its config.DEBUG);
+        # the trial keeps it in `trial.message`, and one line here says why it failed.
+        debug, keras_tuner_config.DEBUG = keras_tuner_config.DEBUG, False
+        try:
+            super()._try_run_and_update_trial(trial, *fit_args, **fit_kwargs)
+        finally:
+            keras_tuner_config.DEBUG = debug
+        if trial.status in ("FAILED", "INVALID") and trial.message:
+            reason = trial.message.strip().splitlines()[-1]
+            logger.warning("Trial %s failed: %s", trial.trial_id, reason)
+
     def on_trial_begin(self, trial):
         self._trials_started += 1
         super().on_trial_begin(trial)
         if self.verbose:
             graph = self.trial_graph(trial)
-            parent = trial.hyperparameters.values.get(PARENT_TRIAL_ID) or "-"
-            if trial.hyperparameters.values.get(REFINE):
+            parent = trials.parent_of(trial) or "-"
+            if trials.is_refinement(trial):
                 parent += ", refining it"
             left = ""
             if self.deadline is not None:
-                left = f", {max(0.0, self.deadline - time.time()):.0f} s left"
+                left = f", {max(0.0, self.deadline - self.clock()):.0f} s left"
             print(
                 f"\nTrial {trial.trial_id}: {graph.summary()} "
                 f"({graph.num_params():,} params, parent {parent}{left})"
@@ -301,3 +368,21 @@ class MorphismTuner(keras_tuner.Tuner):
                 f"Trial {trial.trial_id} {done.status.lower()}: "
                 f"{self.oracle.objective.name} = {score}"
             )
+
+
+def _validation_steps(validation_data, batch_size):
+    """Batches in one validation pass, or 0 if unknown."""
+    if validation_data is None:
+        return 0
+    if isinstance(validation_data, tf.data.Dataset):
+        cardinality = int(validation_data.cardinality())
+        return max(cardinality, 0)
+    first = validation_data[0] if isinstance(validation_data, (tuple, list)) else None
+    if first is None or not hasattr(first, "__len__") or not batch_size:
+        return 0
+    return math.ceil(len(first) / batch_size)
+
+
+def transfer(parent_graph, parent_model, graph):
+    """`parent_model`'s trained weights mapped onto `graph` (see `kerasnas.graph`)."""
+    return morphism.transfer(parent_graph, parent_model, graph)

@@ -1,4 +1,4 @@
-"""Shared fixtures: fixed seeds and small trained models, built once per session."""
+"""Shared fixtures: the one seed fixture, a fake clock, and small trained models built once."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 import pytest
+from fakes import FakeClock
 
 from kerasnas.graph import generators
 
@@ -17,10 +18,16 @@ SHAPES = [(8, 8, 1), (28, 28, 1), (32, 32, 3)]
 
 @pytest.fixture(autouse=True)
 def seed():
-    np.random.seed(0)
+    """Every test starts from the same seeds (numpy, Python, Keras and TensorFlow)."""
     import keras
 
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(0)  # seeds numpy's global generator too
+
+
+@pytest.fixture
+def clock():
+    """A `FakeClock`: budget logic under test sees only the time the test gives it."""
+    return FakeClock()
 
 
 def randomize_batchnorm(model, rng):

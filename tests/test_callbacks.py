@@ -1,9 +1,11 @@
-from __future__ import annotations
+"""The budget callbacks on a fake clock: the time a batch takes is whatever the test says."""
 
-import time
+from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
+from fakes import ticking
 
 from kerasnas.callbacks import EpochTimer, TimeBudget, TimeCosineDecay
 
@@ -14,15 +16,19 @@ def tiny_model():
     return model
 
 
-class SlowBatches(keras.callbacks.Callback):
-    def on_train_batch_end(self, batch, logs=None):
-        time.sleep(0.05)
-
-
 class RecordRate(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.rates = getattr(self, "rates", [])
         self.rates.append(float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate)))
+
+
+class RecordEnd(keras.callbacks.Callback):
+    def __init__(self, clock):
+        super().__init__()
+        self.clock = clock
+
+    def on_train_end(self, logs=None):
+        self.end = self.clock()
 
 
 def data(n=64):
@@ -30,61 +36,110 @@ def data(n=64):
     return rng.normal(size=(n, 4)).astype("float32"), rng.integers(0, 3, n)
 
 
-def test_time_budget_stops_within_a_batch_of_the_deadline():
-    x, y = data()
-    budget = TimeBudget(time.time() + 0.5)
-    start = time.time()
+def test_time_budget_stops_when_one_more_batch_would_pass_the_deadline(clock):
+    budget = TimeBudget(clock() + 0.5, clock=clock)
     history = tiny_model().fit(
-        x,
-        y,
-        batch_size=8,
+        *data(),
+        batch_size=8,  # 8 batches of 0.05 s an epoch
         epochs=1000,
         verbose=0,
         validation_data=data(16),
-        callbacks=[SlowBatches(), budget],
+        callbacks=[ticking(clock, train_batch=0.05), budget],
     )
-    elapsed = time.time() - start
     assert budget.stopped
-    assert elapsed < 0.5 + 1.5  # one batch, one validation pass, and Keras' start-up
+    assert len(history.history["loss"]) == 2  # 9 batches: one epoch and one batch
+    assert clock() == pytest.approx(budget.deadline - 0.05)
     # The interrupted epoch is still validated, so its score counts.
-    assert len(history.history["val_loss"]) == len(history.history["loss"]) >= 1
+    assert len(history.history["val_loss"]) == len(history.history["loss"])
 
 
-def test_time_budget_already_spent_stops_at_the_first_batch():
-    x, y = data()
+def test_time_budget_leaves_room_for_the_validation_pass(clock):
+    """Validation takes 2 x 0.3 s: training stops so that the last epoch ends by the deadline."""
+    deadline = clock() + 3.0
+    budget = TimeBudget(deadline, validation_steps=2, clock=clock)
+    end = RecordEnd(clock)
+    tiny_model().fit(
+        *data(),
+        batch_size=8,
+        epochs=1000,
+        verbose=0,
+        validation_data=data(16),  # 2 validation batches
+        callbacks=[ticking(clock, train_batch=0.1, test_batch=0.3), budget, end],
+    )
+    assert budget.tail_seconds == pytest.approx(0.6)
+    # Never past the deadline, and stopped only when one more batch and its validation
+    # would have passed it.
+    assert end.end <= deadline < end.end + 0.1 + 0.6
+
+
+def test_time_budget_estimates_the_validation_pass_before_timing_it(clock):
+    """Before any validation has been timed: half a training step per validation batch."""
+    budget = TimeBudget(clock() + 100, validation_steps=10, clock=clock)
+    tiny_model().fit(
+        *data(),
+        batch_size=8,
+        epochs=1,
+        verbose=0,
+        callbacks=[ticking(clock, train_batch=0.2), budget],
+    )
+    assert budget.tail_seconds is not None  # measured at the epoch's end, no validation: 0
+    fresh = TimeBudget(clock() + 100, validation_steps=10, clock=clock)
+    fresh.on_train_begin()
+    fresh._step_seconds = [0.2]
+    assert fresh.expected_tail() == pytest.approx(0.5 * 0.2 * 10)
+
+
+def test_time_budget_already_spent_stops_at_the_first_batch(clock):
     history = tiny_model().fit(
-        x, y, batch_size=8, epochs=5, verbose=0, callbacks=[TimeBudget(time.time() - 1)]
+        *data(),
+        batch_size=8,
+        epochs=5,
+        verbose=0,
+        callbacks=[TimeBudget(clock() - 1, clock=clock)],
     )
     assert len(history.history["loss"]) == 1
 
 
-def test_time_cosine_decay_anneals_to_the_floor_by_the_deadline():
-    x, y = data()
+def test_time_cosine_decay_anneals_to_the_floor_by_the_deadline(clock):
     record = RecordRate()
-    budget_seconds = 0.8
-    deadline = time.time() + budget_seconds
+    deadline = clock() + 0.8
     tiny_model().fit(
-        x,
-        y,
+        *data(),
         batch_size=8,
         epochs=1000,
         verbose=0,
         callbacks=[
-            TimeCosineDecay(deadline, floor=0.1),
-            SlowBatches(),
-            TimeBudget(deadline),
+            TimeCosineDecay(deadline, floor=0.1, clock=clock),
+            ticking(clock, train_batch=0.05),
+            TimeBudget(deadline, clock=clock),
             record,
         ],
     )
     rates = np.array(record.rates)
-    assert rates[0] > 0.009  # starts near the initial 0.01
-    assert np.all(np.diff(rates) <= 1e-9)  # never rises
-    assert rates[-1] < 0.003  # close to the floor (0.001) by the end
+    assert len(rates) == 15  # the 16th batch would end at the deadline
+    assert rates[0] == pytest.approx(0.01)  # the initial rate at the first batch
+    assert np.all(np.diff(rates) < 0)  # falls at every batch
+    # At the last batch 0.7 s of 0.8 have passed: floor + (1 - floor) * (1 + cos(pi * 14/16)) / 2.
+    expected = 0.01 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 14 / 16)))
+    assert rates[-1] == pytest.approx(expected, rel=1e-5)
 
 
-def test_epoch_timer_times_every_epoch():
-    x, y = data()
-    timer = EpochTimer()
-    tiny_model().fit(x, y, batch_size=8, epochs=3, verbose=0, callbacks=[timer, SlowBatches()])
-    assert len(timer.epoch_seconds) == 3
-    assert all(s >= 8 * 0.05 for s in timer.epoch_seconds)
+def test_time_cosine_decay_factor_holds_at_the_floor_after_the_deadline(clock):
+    decay = TimeCosineDecay(clock() + 10, floor=0.02, clock=clock)
+    decay._start = clock()
+    assert decay.factor(clock()) == pytest.approx(1.0)
+    assert decay.factor(clock() + 5) == pytest.approx(0.51)
+    assert decay.factor(clock() + 50) == pytest.approx(0.02)
+
+
+def test_epoch_timer_times_every_epoch(clock):
+    timer = EpochTimer(clock=clock)
+    tiny_model().fit(
+        *data(),
+        batch_size=8,
+        epochs=3,
+        verbose=0,
+        validation_data=data(16),
+        callbacks=[timer, ticking(clock, train_batch=0.05, test_batch=0.5)],
+    )
+    assert timer.epoch_seconds == pytest.approx([8 * 0.05 + 2 * 0.5] * 3)

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-import time
-
 import keras
 import numpy as np
 import pytest
 from conftest import quadrant_images
+from fakes import ticking
 
-from kerasnas.graph import Graph, generators
+from kerasnas import trials
+from kerasnas.graph import generators
 from kerasnas.oracle import NetworkMorphismOracle
 from kerasnas.tuner import MorphismTuner
 
@@ -19,14 +19,14 @@ def quadrant_data(n, seed):
 
 
 def make_tuner(directory, max_trials, **kwargs):
-    oracle_kwargs = {k: kwargs.pop(k) for k in ("initial_graphs",) if k in kwargs}
+    oracle_kwargs = {k: kwargs.pop(k) for k in ("initial_graphs", "clock") if k in kwargs}
     oracle = NetworkMorphismOracle((8, 8, 1), 3, max_trials=max_trials, seed=1, **oracle_kwargs)
     kwargs.setdefault("max_epochs", 2)
+    kwargs.setdefault("batch_size", 16)
     return MorphismTuner(
         oracle,
         loss="sparse_categorical_crossentropy",
         metrics=["accuracy"],
-        batch_size=16,
         directory=str(directory),
         project_name="search",
         verbose=False,
@@ -37,19 +37,15 @@ def make_tuner(directory, max_trials, **kwargs):
 def test_trials_train_save_their_best_weights_and_report_timings(tmp_path):
     tuner = make_tuner(tmp_path, max_trials=4)
     tuner.search(*quadrant_data(64, 0), validation_data=quadrant_data(32, 1))
-    trials = list(tuner.oracle.trials.values())
-    assert [t.status for t in trials] == ["COMPLETED"] * 4
-    for trial in trials:
-        assert (tmp_path / "search" / f"trial_{trial.trial_id}" / "checkpoint.weights.h5").exists()
-        for metric in ("train_seconds", "epoch_seconds", "setup_seconds", "epochs"):
+    done = list(tuner.oracle.trials.values())
+    assert [t.status for t in done] == ["COMPLETED"] * 4
+    for trial in done:
+        assert (tmp_path / "search" / f"trial_{trial.trial_id}" / trials.CHECKPOINT).exists()
+        for metric in trials.TIMING_METRICS:
             assert trial.metrics.get_last_value(metric) > 0
     best = tuner.get_best_models(1)[0]
-    assert (
-        best.count_params()
-        == Graph.from_json(
-            tuner.oracle.get_best_trials(1)[0].hyperparameters.values["architecture"]
-        ).num_params()
-    )
+    best_graph = trials.graph_of(tuner.oracle.get_best_trials(1)[0])
+    assert best.count_params() == best_graph.num_params()
 
 
 def test_children_start_from_their_parents_function(tmp_path):
@@ -61,7 +57,7 @@ def test_children_start_from_their_parents_function(tmp_path):
         if "3" in tuner.oracle.trials
         else list(tuner.oracle.trials.values())[3]
     )
-    parent = tuner.oracle.get_trial(child.hyperparameters.values["parent_trial_id"])
+    parent = tuner.oracle.get_trial(trials.parent_of(child))
     warm = tuner.build_model(child)  # before any training of the child
     trained_parent = tuner.load_model(parent)
     np.testing.assert_allclose(
@@ -92,33 +88,76 @@ def test_nan_loss_fails_the_trial(tmp_path):
     assert trial.status == "FAILED"
 
 
-def test_a_deadline_bounds_the_search(tmp_path):
-    tuner = make_tuner(tmp_path, max_trials=None, max_epochs=1000)
-    tuner.deadline = time.time() + 12
-    tuner.oracle.set_deadline(tuner.deadline)
-    start = time.time()
+def test_a_failing_build_fails_its_trial_and_the_search_goes_on(tmp_path, monkeypatch):
+    tuner = make_tuner(tmp_path, max_trials=4)
+    real = MorphismTuner.build_model
+
+    def broken_for_children(self, trial):
+        if trials.parent_of(trial):
+            raise ValueError("the morphism cannot be applied")
+        return real(self, trial)
+
+    monkeypatch.setattr(MorphismTuner, "build_model", broken_for_children)
     tuner.search(*quadrant_data(64, 0), validation_data=quadrant_data(32, 1))
-    assert time.time() - start < 12 + 3
-    assert any(t.status == "COMPLETED" for t in tuner.oracle.trials.values())
+    statuses = [t.status for t in tuner.oracle.trials.values()]
+    assert statuses[:3] == ["COMPLETED"] * 3 and statuses[3] == "FAILED"
+    child = list(tuner.oracle.trials.values())[3]
+    assert "the morphism cannot be applied" in child.message
 
 
-def test_the_last_stretch_refines_the_best_trial_until_the_deadline(tmp_path):
-    tuner = make_tuner(tmp_path, max_trials=None, max_epochs=1000)
-    tuner.deadline = time.time() + 20
-    tuner.oracle.set_deadline(tuner.deadline)
-    tuner.search(*quadrant_data(64, 0), validation_data=quadrant_data(32, 1))
-    ended = time.time()
-    trials = [tuner.oracle.trials[i] for i in sorted(tuner.oracle.trials)]
-    refined = [t for t in trials if t.hyperparameters.values["refine"]]
+def test_user_callbacks_are_copied_for_each_trial(tmp_path):
+    history = keras.callbacks.History()
+    tuner = make_tuner(tmp_path, max_trials=2)
+    tuner.search(*quadrant_data(64, 0), validation_data=quadrant_data(32, 1), callbacks=[history])
+    assert history.history == {}  # each trial trained with its own copy
+
+
+def test_a_deadline_bounds_the_search(tmp_path, clock):
+    """Batches take 0.5 s and validation batches 0.1 s, on a fake clock."""
+    tuner = make_tuner(tmp_path, max_trials=None, max_epochs=1000, clock=clock)
+    tuner.deadline = clock() + 30
+    tuner.search(
+        *quadrant_data(64, 0),
+        validation_data=quadrant_data(32, 1),
+        callbacks=[ticking(clock, train_batch=0.5, test_batch=0.1)],
+    )
+    assert clock() <= tuner.deadline
+    done = list(tuner.oracle.trials.values())
+    assert len(done) >= 2 and all(t.status == "COMPLETED" for t in done)
+
+
+def test_the_last_stretch_refines_the_best_trial_until_the_deadline(tmp_path, clock):
+    tuner = make_tuner(tmp_path, max_trials=None, max_epochs=1000, clock=clock)
+    tuner.deadline = clock() + 60
+    tuner.search(
+        *quadrant_data(64, 0),
+        validation_data=quadrant_data(32, 1),
+        callbacks=[ticking(clock, train_batch=0.5, test_batch=0.1)],
+    )
+    done = [tuner.oracle.trials[i] for i in sorted(tuner.oracle.trials)]
+    refined = [t for t in done if trials.is_refinement(t)]
     assert len(refined) == 1
-    values = refined[0].hyperparameters.values
-    parent = tuner.oracle.trials[values["parent_trial_id"]]
-    assert parent.hyperparameters.values["architecture"] == values["architecture"]
-    # No early stopping: the refinement is the last trial and trains until the deadline.
-    assert trials[-1] is refined[0]
-    assert ended >= tuner.deadline - 1.0
+    parent = tuner.oracle.trials[trials.parent_of(refined[0])]
+    assert trials.graph_of(parent).to_json() == trials.graph_of(refined[0]).to_json()
+    # No early stopping: the refinement is the last trial and trains until the deadline,
+    # less than one epoch (2 s of training, 0.2 s of validation) before it.
+    assert done[-1] is refined[0]
+    assert tuner.deadline - 2.2 <= clock() <= tuner.deadline
 
 
-@pytest.fixture(autouse=True)
-def _quiet():
-    keras.utils.set_random_seed(0)
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"batch_size": 0}, "batch_size.*>= 1"),
+        ({"batch_size": -1}, "batch_size"),
+        ({"learning_rate": 0}, "learning_rate.*> 0"),
+        ({"max_epochs": 0}, "max_epochs.*>= 1"),
+        ({"patience": -1}, "patience.*>= 0"),
+        ({"trial_share": 1.5}, "trial_share.*<= 1"),
+        ({"trial_share": 0}, "trial_share.*> 0"),
+        ({"max_model_size": 0}, "max_model_size"),
+    ],
+)
+def test_bad_arguments_name_themselves(tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        make_tuner(tmp_path, max_trials=1, **kwargs)
