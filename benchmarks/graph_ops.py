@@ -4,7 +4,7 @@ Usage: python benchmarks/graph_ops.py [--repeats 20]
 
 Prints, for the ResNet-like initial graph on 28x28x1 inputs (30+ layers):
 the time of one random morphism, of `Graph.to_keras()`, and of
-`morphism.transfer` for a child 1 and 5 morphisms away, as medians.
+`kerasnas.graph.transfer` for a child 1 and 5 morphisms away, as medians.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def main():
 
     import keras
 
-    from kerasnas.graph import generators, keras_model, morphism
+    from kerasnas.graph import generators, keras_model, morphism, transfer, transfer_weights
 
     keras.utils.set_random_seed(0)
     parent = generators.resnet((28, 28, 1), 10)
@@ -61,17 +61,13 @@ def main():
         rows.append(
             (
                 f"transfer weights ({distance} morphism{'s' * (distance > 1)} away, incl. build)",
-                median_seconds(
-                    lambda c=child: morphism.transfer(parent, parent_model, c), args.repeats
-                ),
+                median_seconds(lambda c=child: transfer(parent, parent_model, c), args.repeats),
             )
         )
         rows.append(
             (
                 f"transfer weights ({distance} away, numpy only)",
-                median_seconds(
-                    lambda c=child: morphism.transfer_weights(parent, weights, c), args.repeats
-                ),
+                median_seconds(lambda c=child: transfer_weights(parent, weights, c), args.repeats),
             )
         )
     for label, seconds in rows:

@@ -1,10 +1,10 @@
-"""How much faster a child trains warm (morphism.transfer) than from scratch, on MNIST.
+"""How much faster a child trains warm (kerasnas.graph.transfer) than from scratch, on MNIST.
 
 Usage: python benchmarks/warm_start.py [--train 12000] [--parent-epochs 2]
 
 Trains the initial CNN (the parent) on an MNIST subset, derives a child by two
 morphisms, and trains the child (a) from the parent's weights through
-`morphism.transfer` and (b) from scratch, epoch by epoch, until each reaches
+`kerasnas.graph.transfer` and (b) from scratch, epoch by epoch, until each reaches
 the parent's validation accuracy or 6 epochs. Prints the epochs and seconds
 each needed and the validation accuracy after every epoch.
 """
@@ -29,7 +29,7 @@ def main():
     import keras
 
     from kerasnas.datasets import load_mnist
-    from kerasnas.graph import generators, morphism
+    from kerasnas.graph import generators, morphism, transfer
 
     keras.utils.set_random_seed(0)
     (x, y), (x_test, y_test) = load_mnist()
@@ -61,7 +61,7 @@ def main():
     print(f"child:  {child.summary()} ({child.num_params():,} params)")
 
     for label, model in (
-        ("warm", morphism.transfer(parent, parent_model, child)),
+        ("warm", transfer(parent, parent_model, child)),
         ("scratch", child.to_keras()),
     ):
         compile_(model)

@@ -20,7 +20,7 @@ from keras_tuner.src import config as keras_tuner_config
 from kerasnas import trials
 from kerasnas.arguments import check_int, check_number
 from kerasnas.callbacks import EpochTimer, TimeBudget, TimeCosineDecay
-from kerasnas.graph import morphism
+from kerasnas.graph import transfer
 from kerasnas.oracle import NetworkMorphismOracle
 from kerasnas.trials import EPOCH_SECONDS, EPOCHS, SETUP_SECONDS, TRAIN_SECONDS
 
@@ -382,7 +382,3 @@ def _validation_steps(validation_data, batch_size):
         return 0
     return math.ceil(len(first) / batch_size)
 
-
-def transfer(parent_graph, parent_model, graph):
-    """`parent_model`'s trained weights mapped onto `graph` (see `kerasnas.graph`)."""
-    return morphism.transfer(parent_graph, parent_model, graph)

@@ -45,7 +45,7 @@ def test_known_values():
     # Doubling one conv layer's width costs |32 - 64| / 64.
     wide = g.copy()
     wide.layer(g.layers[0]["name"])["config"]["filters"] = 64
-    wide._shapes = None
+    wide.invalidate()
     assert edit_distance(g, wide) == pytest.approx(0.5)
     # An inserted layer costs 1; a new skip connection costs 1.
     deeper = morphism.apply(g, {"op": "deeper", "tensor": g.layers[1]["name"], "kernel_size": 3})
@@ -63,10 +63,14 @@ def test_different_generators_are_far_apart():
 def reference_layers_distance(la, lb):
     """The textbook O(n m) dynamic programme, one cell at a time."""
 
+    family = {"sepconv": "conv"}
+
     def cost(a, b):
-        if a[0] != b[0]:
+        if family.get(a[0], a[0]) != family.get(b[0], b[0]):
             return 1.0
-        return min(1.0, abs(a[1] - b[1]) / max(a[1], b[1]) + 0.25 * (a[2] != b[2]))
+        return min(
+            1.0, abs(a[1] - b[1]) / max(a[1], b[1]) + 0.25 * ((a[2] != b[2]) + (a[0] != b[0]))
+        )
 
     table = np.zeros((len(la) + 1, len(lb) + 1))
     table[:, 0] = np.arange(len(la) + 1)
@@ -83,7 +87,7 @@ def reference_layers_distance(la, lb):
 
 def test_batched_distances_match_the_textbook_programme():
     rng = np.random.default_rng(2)
-    graphs = []
+    graphs = chain(generators.cnn((28, 28, 1), 10, separable=True), rng, 5)
     for name in sorted(generators.GENERATORS):
         graphs += chain(generators.GENERATORS[name]((28, 28, 1), 10), rng, 5)
     matrix = edit_distances(graphs[::3], graphs)
@@ -93,3 +97,17 @@ def test_batched_distances_match_the_textbook_programme():
             expected = reference_layers_distance(describe(a).layers, describe(b).layers)
             skips = edit_distance(describe(a)._replace(layers=()), describe(b)._replace(layers=()))
             assert got == pytest.approx(expected + skips)
+
+
+def test_separable_convs_are_near_convs():
+    plain = generators.cnn((28, 28, 1), 10)
+    separable = generators.cnn((28, 28, 1), 10, separable=True)
+    assert [kind for kind, _, _ in describe(separable).layers][:3] == ["conv", "sepconv", "sepconv"]
+    # Two layers of the conv family with another type: 0.25 each.
+    assert edit_distance(plain, separable) == pytest.approx(0.5)
+    dense = separable.copy()
+    dense.layers = [layer for layer in dense.layers if layer["type"] != "sepconv"]
+    for layer in dense.layers:
+        layer["inputs"] = ["conv_0" if t.startswith("sepconv") else t for t in layer["inputs"]]
+    dense.invalidate()
+    assert edit_distance(separable, dense) == pytest.approx(2.0)  # two layers fewer

@@ -40,3 +40,14 @@ def test_resnet_has_residual_adds_and_densenet_concats():
     assert sum(layer["type"] == "add" for layer in resnet.layers) == 3
     assert sum(layer["type"] == "concat" for layer in densenet.layers) == 9
     assert len(resnet.layers) >= 20
+
+
+def test_cnn_can_use_separable_convolutions():
+    plain = generators.cnn((28, 28, 1), 10)
+    separable = generators.cnn((28, 28, 1), 10, separable=True)
+    types = [layer["type"] for layer in separable.layers]
+    assert (types.count("conv"), types.count("sepconv")) == (1, 2)  # the stem stays a conv
+    assert "sepconv" not in {layer["type"] for layer in plain.layers}
+    assert separable.flops() < plain.flops() / 3
+    assert separable.to_keras().count_params() == separable.num_params()
+    assert separable.depth() == plain.depth()

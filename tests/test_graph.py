@@ -5,7 +5,8 @@ import json
 import numpy as np
 import pytest
 
-from kerasnas.graph import Graph
+from kerasnas.graph import Graph, edit_distance, generators, morphism
+from kerasnas.graph.distance import describe
 
 
 def small_graph(task="classification"):
@@ -65,7 +66,7 @@ def test_flops_grow_with_width():
     narrow = small_graph()
     wide = small_graph()
     wide.layer("dense_9")["config"]["units"] = 50
-    wide._shapes = None
+    wide.invalidate()
     assert 0 < narrow.flops() < wide.flops()
 
 
@@ -131,3 +132,75 @@ def test_numpy_ints_in_config_still_build():
     x = g.add_layer("conv", g.input, filters=np.int64(4), kernel_size=np.int64(3))
     g.add_layer("head", g.add_layer("gap", x))
     assert g.to_keras().count_params() == g.num_params()
+
+
+# Written by kerasnas before layer specs existed: old run directories must still load.
+OLD_RUN_GRAPH = (
+    '{"format":"kerasnas.graph/1","history":[{"dst":"maxpool_4","op":"concat_skip","src":'
+    '"relu_1"},{"kernel_size":1,"op":"deeper","tensor":"maxpool_4"},{"extra":[0,3],"layer'
+    '":"conv_2","op":"wider"},{"dst":"relu_14","op":"add_skip","src":"relu_1"},{"extra":['
+    '4,2,5,0,3,4],"layer":"conv_2","op":"wider"}],"input_shape":[8,8,1],"layers":[{"confi'
+    'g":{"filters":4,"kernel_size":3},"inputs":["input"],"name":"conv_0","type":"conv"},{'
+    '"config":{},"inputs":["conv_0"],"name":"relu_1","type":"relu"},{"config":{"filters":'
+    '12,"kernel_size":3},"inputs":["relu_1"],"name":"conv_2","type":"conv"},{"config":{},'
+    '"inputs":["conv_2"],"name":"relu_3","type":"relu"},{"config":{"pool_size":2},"inputs'
+    '":["relu_3"],"name":"maxpool_4","type":"maxpool"},{"config":{"filters":4,"kernel_siz'
+    'e":1},"inputs":["maxpool_4"],"name":"conv_12","type":"conv"},{"config":{},"inputs":['
+    '"conv_12"],"name":"batchnorm_13","type":"batchnorm"},{"config":{},"inputs":["batchno'
+    'rm_13"],"name":"relu_14","type":"relu"},{"config":{"pool_size":2},"inputs":["relu_1"'
+    '],"name":"maxpool_15","type":"maxpool"},{"config":{"filters":4,"kernel_size":1},"inp'
+    'uts":["maxpool_15"],"name":"conv_16","type":"conv"},{"config":{},"inputs":["relu_14"'
+    ',"conv_16"],"name":"add_17","type":"add"},{"config":{"pool_size":2},"inputs":["relu_'
+    '1"],"name":"maxpool_10","type":"maxpool"},{"config":{},"inputs":["add_17","maxpool_1'
+    '0"],"name":"concat_11","type":"concat"},{"config":{},"inputs":["concat_11"],"name":"'
+    'flatten_5","type":"flatten"},{"config":{"rate":0.25},"inputs":["flatten_5"],"name":"'
+    'dropout_6","type":"dropout"},{"config":{"units":8},"inputs":["dropout_6"],"name":"de'
+    'nse_7","type":"dense"},{"config":{},"inputs":["dense_7"],"name":"relu_8","type":"rel'
+    'u"},{"config":{"rate":0.25},"inputs":["relu_8"],"name":"dropout_9","type":"dropout"}'
+    ',{"config":{},"inputs":["dropout_9"],"name":"head","type":"head"}],"next_id":18,"num'
+    '_outputs":3,"task":"classification"}'
+)
+
+
+def test_a_graph_saved_by_an_earlier_version_loads_unchanged():
+    g = Graph.from_json(OLD_RUN_GRAPH)
+    assert g.to_json() == OLD_RUN_GRAPH
+    assert (g.num_params(), g.flops(), g.depth()) == (1631, 67788, 5)
+    assert g.summary() == (
+        "conv3x3:4-conv3x3:12-maxpool2-conv1x1:4-maxpool2-conv1x1:4-add-maxpool2-concat"
+        "-flatten-dense8-head3"
+    )
+    assert describe(g).layers == (
+        ("conv", 4, 3),
+        ("conv", 12, 3),
+        ("conv", 4, 1),
+        ("dense", 8, 0),
+        ("head", 3, 0),
+    )
+    base = generators.cnn((8, 8, 1), 3, filters=4, dense_units=8)
+    assert edit_distance(g, base) == 3.25
+    replayed = base
+    for record in g.history:  # the morphisms still replay to the same graph
+        replayed = morphism.apply(replayed, record)
+    assert replayed == g
+
+
+def test_invalidate_forgets_derived_shapes():
+    g = small_graph()
+    g.layer("dense_9")["config"]["units"] = 6
+    assert g.shape("dense_9") == (5,)  # cached
+    g.invalidate()
+    assert g.shape("dense_9") == (6,)
+
+
+def test_insert_layer_checks_the_new_layer_against_its_place():
+    g = small_graph()
+    g.shapes()  # a valid cache: the insertion is checked incrementally
+    with pytest.raises(ValueError, match="reads \\['relu_2'\\], which no earlier layer makes"):
+        g.insert_layer(0, {"name": "x", "type": "relu", "inputs": ["relu_2"], "config": {}})
+    with pytest.raises(ValueError, match="Duplicate layer name 'dense_9'"):
+        g.insert_layer(0, {"name": "dense_9", "type": "relu", "inputs": ["input"], "config": {}})
+    assert g == small_graph()
+    g.insert_layer(1, {"name": "x", "type": "relu", "inputs": ["conv_0"], "config": {}})
+    assert list(g.shapes())[:3] == ["input", "conv_0", "x"]
+    assert g.shapes() == Graph.from_json(g.to_json()).shapes()

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from conftest import SHAPES
 
-from kerasnas.graph import Graph, generators, morphism
+from kerasnas.graph import Graph, generators, morphism, transfer
 
 GENERATORS = sorted(generators.GENERATORS)
 SEQUENCES_PER_GENERATOR = 51  # 17 per input shape
@@ -30,7 +30,7 @@ def test_random_morphism_sequences_preserve_the_function(name, shape, trained_pa
         ops_seen.update(r["op"] for r in child.history)
         text = child.to_json()
         assert Graph.from_json(text).to_json() == text
-        model = morphism.transfer(parent, parent_model, child)
+        model = transfer(parent, parent_model, child)
         assert model.count_params() == child.num_params()
         np.testing.assert_allclose(logits(model, x), expected, atol=1e-4, rtol=0)
     assert parent.to_json() == before  # morphisms never touch their input
@@ -43,7 +43,7 @@ def test_each_operation_applies_and_preserves(op, name, trained_parents, logits)
     parent, parent_model, x = trained_parents(name, (28, 28, 1))
     child = getattr(morphism, op)(parent, np.random.default_rng(3))
     assert child.history == [dict(child.history[0], op=op)]
-    model = morphism.transfer(parent, parent_model, child)
+    model = transfer(parent, parent_model, child)
     np.testing.assert_allclose(logits(model, x), logits(parent_model, x), atol=1e-4, rtol=0)
     if op == "deeper":
         assert child.depth() == parent.depth() + 1
@@ -65,29 +65,6 @@ def test_wider_follows_residual_adds():
     assert morphism.wider_group(graph, "head") is None
 
 
-def test_transfer_across_generations(trained_parents, logits):
-    """grandparent -> parent (trained further) -> child: each transfer is exact."""
-    grandparent, grand_model, x = trained_parents("cnn", (8, 8, 1))
-    rng = np.random.default_rng(7)
-    parent = random_child(grandparent, rng, 3)
-    parent_model = morphism.transfer(grandparent, grand_model, parent)
-    parent_model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    parent_model.fit(x, np.arange(len(x)) % 3, batch_size=8, epochs=1, verbose=0)
-    child = random_child(parent, rng, 4)
-    model = morphism.transfer(parent, parent_model, child)
-    np.testing.assert_allclose(logits(model, x), logits(parent_model, x), atol=1e-4, rtol=0)
-    # The grandparent is an ancestor of the child too.
-    far = morphism.transfer(grandparent, grand_model, child)
-    assert far.count_params() == child.num_params()
-
-
-def test_transfer_rejects_an_unrelated_child(trained_parents):
-    parent, parent_model, _ = trained_parents("cnn", (8, 8, 1))
-    stranger = morphism.wider(generators.resnet((8, 8, 1), 3), np.random.default_rng(0))
-    with pytest.raises(morphism.MorphismError, match="does not descend"):
-        morphism.transfer(parent, parent_model, stranger)
-
-
 def test_no_place_to_apply_is_a_clear_error():
     g = Graph((8, 8, 1), 2)
     g.add_layer("head", g.add_layer("gap", g.add_layer("conv", g.input, filters=4, kernel_size=3)))
@@ -102,3 +79,16 @@ def test_same_seed_same_child():
     a = random_child(g, np.random.default_rng(5), 6)
     b = random_child(g, np.random.default_rng(5), 6)
     assert a.to_json() == b.to_json()
+
+
+def test_deeper_names_the_inserted_type_only_when_it_is_not_the_default():
+    rng = np.random.default_rng(0)
+    plain = generators.resnet((8, 8, 1), 3)
+    assert all("type" not in morphism.deeper(plain, rng).history[-1] for _ in range(20))
+    separable = generators.cnn((8, 8, 1), 3, separable=True)
+    records = [morphism.deeper(separable, rng).history[-1] for _ in range(40)]
+    assert {r.get("type") for r in records} == {None, "sepconv"}
+    with pytest.raises(morphism.MorphismError, match="Cannot insert a head identity"):
+        morphism.apply(
+            plain, {"op": "deeper", "tensor": "relu_2", "kernel_size": 1, "type": "head"}
+        )

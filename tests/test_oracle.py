@@ -83,6 +83,7 @@ def test_later_trials_are_children_of_trained_trials(tmp_path):
     assert len(keys) == len(done) - 3  # never the same architecture twice
 
 
+@pytest.mark.slow
 def test_search_improves_on_the_initial_architectures(tmp_path):
     oracle = make_oracle(tmp_path)
     run(oracle, 25)
@@ -90,6 +91,7 @@ def test_search_improves_on_the_initial_architectures(tmp_path):
     assert oracle.get_best_trials()[0].score > initial_best + 0.02
 
 
+@pytest.mark.slow
 def test_same_seed_same_scores_same_proposals(tmp_path):
     first = run(make_oracle(tmp_path / "a"), 10)
     second = run(make_oracle(tmp_path / "b"), 10)
@@ -181,6 +183,7 @@ def test_max_trials_stops_the_search(tmp_path):
     assert oracle.create_trial("tuner0").status == "STOPPED"
 
 
+@pytest.mark.slow
 def test_max_model_size_bounds_every_candidate(tmp_path):
     limit = max(g.num_params() for g in generators.initial_graphs(SHAPE, 3)) + 5000
     oracle = make_oracle(tmp_path, max_model_size=limit)
@@ -251,6 +254,7 @@ def test_nothing_trained_yet_means_wait_or_stop(tmp_path):
     assert only_failures.create_trial("tuner0").status == "STOPPED"
 
 
+@pytest.mark.slow
 def test_deadline_makes_proposals_cheaper(tmp_path, clock):
     """Under a budget, gain per second wins: proposals cost fewer FLOPs on average."""
     flat = lambda graph: 0.9 + 0.001 * graph.depth()  # barely rewards growth
@@ -329,6 +333,7 @@ def test_refinement_waits_for_the_last_stretch_and_can_be_turned_off(tmp_path, c
     assert not trials.is_refinement(off.create_trial("tuner0"))
 
 
+@pytest.mark.slow
 def test_beats_random_morphism_search_on_the_synthetic_benchmark():
     """A smaller run of benchmarks/oracle_synthetic.py: same seeds, same simulated budget."""
     results = compare(seeds=range(5), budget=800)

@@ -34,6 +34,7 @@ def make_tuner(directory, max_trials, **kwargs):
     )
 
 
+@pytest.mark.slow
 def test_trials_train_save_their_best_weights_and_report_timings(tmp_path):
     tuner = make_tuner(tmp_path, max_trials=4)
     tuner.search(*quadrant_data(64, 0), validation_data=quadrant_data(32, 1))
@@ -48,6 +49,7 @@ def test_trials_train_save_their_best_weights_and_report_timings(tmp_path):
     assert best.count_params() == best_graph.num_params()
 
 
+@pytest.mark.slow
 def test_children_start_from_their_parents_function(tmp_path):
     tuner = make_tuner(tmp_path, max_trials=4)
     x_val, y_val = quadrant_data(32, 1)
@@ -65,6 +67,7 @@ def test_children_start_from_their_parents_function(tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_a_bad_candidate_fails_its_trial_and_the_search_goes_on(tmp_path):
     small = generators.cnn((8, 8, 1), 3, filters=4, dense_units=8)
     huge = generators.cnn((8, 8, 1), 3, filters=64, dense_units=512)
@@ -88,6 +91,7 @@ def test_nan_loss_fails_the_trial(tmp_path):
     assert trial.status == "FAILED"
 
 
+@pytest.mark.slow
 def test_a_failing_build_fails_its_trial_and_the_search_goes_on(tmp_path, monkeypatch):
     tuner = make_tuner(tmp_path, max_trials=4)
     real = MorphismTuner.build_model
@@ -105,6 +109,7 @@ def test_a_failing_build_fails_its_trial_and_the_search_goes_on(tmp_path, monkey
     assert "the morphism cannot be applied" in child.message
 
 
+@pytest.mark.slow
 def test_user_callbacks_are_copied_for_each_trial(tmp_path):
     history = keras.callbacks.History()
     tuner = make_tuner(tmp_path, max_trials=2)
@@ -112,6 +117,7 @@ def test_user_callbacks_are_copied_for_each_trial(tmp_path):
     assert history.history == {}  # each trial trained with its own copy
 
 
+@pytest.mark.slow
 def test_a_deadline_bounds_the_search(tmp_path, clock):
     """Batches take 0.5 s and validation batches 0.1 s, on a fake clock."""
     tuner = make_tuner(tmp_path, max_trials=None, max_epochs=1000, clock=clock)
@@ -126,6 +132,7 @@ def test_a_deadline_bounds_the_search(tmp_path, clock):
     assert len(done) >= 2 and all(t.status == "COMPLETED" for t in done)
 
 
+@pytest.mark.slow
 def test_the_last_stretch_refines_the_best_trial_until_the_deadline(tmp_path, clock):
     tuner = make_tuner(tmp_path, max_trials=None, max_epochs=1000, clock=clock)
     tuner.deadline = clock() + 60

@@ -3,11 +3,14 @@
     d(a, b) = D_l(L_a, L_b) + lambda * D_s(S_a, S_b)
 
 Glossary:
-    L       the conv and dense layers along the graph's longest path, in order.
+    L       the weighted layers (conv, dense, head, ...) along the graph's
+            longest path, in order.
     D_l     order-preserving alignment of L_a and L_b by dynamic programming:
-            matching two layers of one kind costs |w_a - w_b| / max(w_a, w_b),
-            plus 0.25 if their kernel sizes differ, at most 1 (w: filters or
-            units); layers of different kinds, or one left unmatched, cost 1.
+            matching two layers of one family costs |w_a - w_b| / max(w_a, w_b),
+            plus 0.25 if their kernel sizes differ and 0.25 if their types do
+            (a separable conv and a conv are both of the conv family), at most
+            1 (w: filters or units); layers of different families, or one left
+            unmatched, cost 1.
     S       the skip connections: one per extra input of an add or concat,
             described by (start, length, kind), where start is the number of
             layers of L before the branch leaves the main path and length the
@@ -26,7 +29,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from kerasnas.graph.graph import INPUT, WEIGHTED
+from kerasnas.graph.graph import INPUT
+from kerasnas.graph.layers import SPECS
 
 SKIP_WEIGHT = 1.0
 
@@ -34,7 +38,7 @@ SKIP_WEIGHT = 1.0
 class Architecture(NamedTuple):
     """What the edit distance sees of a graph."""
 
-    layers: tuple  # ((kind, width, kernel_size), ...) along the longest path
+    layers: tuple  # ((type, width, kernel_size), ...) along the longest path
     skips: tuple  # ((start, length, kind), ...)
 
 
@@ -45,12 +49,12 @@ def describe(graph):
         inputs = layer["inputs"]
         best = max(inputs, key=lambda t: rank[t])  # first of the longest on ties
         best_input[layer["name"]] = best
-        rank[layer["name"]] = rank[best] + (layer["type"] in WEIGHTED)
+        rank[layer["name"]] = rank[best] + SPECS[layer["type"]].weighted
 
     layers, tensor = [], graph.output
     while tensor != INPUT:
         layer = graph.layer(tensor)
-        if layer["type"] in WEIGHTED:
+        if SPECS[layer["type"]].weighted:
             width = graph.shape(tensor)[-1]
             layers.append((layer["type"], width, layer["config"].get("kernel_size", 0)))
         tensor = best_input[tensor]
@@ -58,7 +62,7 @@ def describe(graph):
 
     skips = []
     for layer in graph.layers:
-        if layer["type"] not in ("add", "concat"):
+        if not SPECS[layer["type"]].merges:
             continue
         for branch in layer["inputs"]:
             if branch == best_input[layer["name"]]:
@@ -74,31 +78,39 @@ def describe(graph):
     return Architecture(tuple(layers), tuple(sorted(skips)))
 
 
-_KINDS = {kind: i for i, kind in enumerate(WEIGHTED)}
+# Codes for the arrays below; only their equality matters.
+_FAMILIES = {kind: list(SPECS).index(spec.family) for kind, spec in SPECS.items()}
+# 0 for the type that names its family (conv, dense), another code for each variant (sepconv).
+_VARIANTS = {kind: i * (kind != spec.family) for i, (kind, spec) in enumerate(SPECS.items())}
+_MERGES = {kind: i for i, kind in enumerate(k for k, spec in SPECS.items() if spec.merges)}
 
 
 def _layer_table(archs):
-    """Pads the layers of `archs` into arrays (kind, width, kernel), each (len(archs), max_len)."""
+    """Pads `archs`' layers into arrays (family, width, kernel, variant), each (len(archs), N)."""
     longest = max(len(a.layers) for a in archs)
-    table = np.full((3, len(archs), longest), -1.0)
+    table = np.full((4, len(archs), longest), -1.0)
     for i, arch in enumerate(archs):
         if arch.layers:
             kinds, widths, kernels = zip(*arch.layers)
-            table[0, i, : len(kinds)] = [_KINDS[k] for k in kinds]
+            table[0, i, : len(kinds)] = [_FAMILIES[k] for k in kinds]
             table[1, i, : len(kinds)] = widths
             table[2, i, : len(kinds)] = kernels
+            table[3, i, : len(kinds)] = [_VARIANTS[k] for k in kinds]
     return table
 
 
 def _layers_distances(rows, cols):
     """D_l for every pair of `rows` x `cols` at once; returns shape (len(rows), len(cols))."""
-    (ka, wa, ca), (kb, wb, cb) = _layer_table(rows), _layer_table(cols)  # (R, N), (C, M)
+    (ka, wa, ca, va), (kb, wb, cb, vb) = _layer_table(rows), _layer_table(cols)  # (R, N), (C, M)
     len_a = np.array([len(a.layers) for a in rows])  # (R,)
     len_b = np.array([len(b.layers) for b in cols])  # (C,)
     pair = (slice(None), None, slice(None), None)  # (R, N) -> (R, 1, N, 1)
     other = (None, slice(None), None, slice(None))  # (C, M) -> (1, C, 1, M)
     widths = np.abs(wa[pair] - wb[other]) / np.maximum(np.maximum(wa[pair], wb[other]), 1)
-    substitute = np.minimum(1.0, widths + 0.25 * (ca[pair] != cb[other]))
+    differ = ca[pair] != cb[other]  # kernel sizes
+    if (va > 0).any() or (vb > 0).any():  # skipped when no layer is a variant of its family
+        differ = differ.astype(float) + (va[pair] != vb[other])
+    substitute = np.minimum(1.0, widths + 0.25 * differ)
     substitute = np.where(ka[pair] == kb[other], substitute, 1.0)  # (R, C, N, M)
     steps = np.arange(kb.shape[1] + 1, dtype=float)  # (M + 1,)
     row = np.broadcast_to(steps, (len(rows), len(cols), len(steps)))  # D_l(a[:0], b[:j])
@@ -117,7 +129,7 @@ def _layers_distances(rows, cols):
 
 def _skip_table(skips):
     """Skips as an array of rows (start, length, kind code), shape (len(skips), 3)."""
-    return np.array([(s, n, kind == "add") for s, n, kind in skips], dtype=float).reshape(-1, 3)
+    return np.array([(s, n, _MERGES[kind]) for s, n, kind in skips], dtype=float).reshape(-1, 3)
 
 
 def _skips_distance(ta, tb):

@@ -19,14 +19,22 @@ def _num_stages(input_shape, max_stages=3):
     return int(max(1, min(max_stages, math.floor(math.log2(max(side, 2) / 4)))))
 
 
-def _conv_block(graph, x, filters, kernel_size=3, batchnorm=True):
-    x = graph.add_layer("conv", x, filters=int(filters), kernel_size=int(kernel_size))
+def _conv_block(graph, x, filters, kernel_size=3, batchnorm=True, kind="conv"):
+    x = graph.add_layer(kind, x, filters=int(filters), kernel_size=int(kernel_size))
     if batchnorm:
         x = graph.add_layer("batchnorm", x)
     return graph.add_layer("relu", x)
 
 
-def cnn(input_shape, num_outputs, task="classification", filters=32, dense_units=128, dropout=0.25):
+def cnn(
+    input_shape,
+    num_outputs,
+    task="classification",
+    filters=32,
+    dense_units=128,
+    dropout=0.25,
+    separable=False,
+):
     """A plain CNN: conv-relu(-conv-relu)-maxpool stages, then a dense head.
 
     The first stage is the classic Keras MNIST convnet (two 3x3 convolutions
@@ -40,15 +48,19 @@ def cnn(input_shape, num_outputs, task="classification", filters=32, dense_units
         filters: filters of the first stage, doubled each stage. Defaults to 32.
         dense_units: width of the hidden dense layer. Defaults to 128.
         dropout: dropout rate before the dense layers. Defaults to 0.25.
+        separable: use separable convolutions (`sepconv`, far fewer FLOPs) after
+            the first, which stays a full convolution of the input image.
+            Defaults to False.
 
     Returns:
         A `Graph`.
     """
     graph = Graph(input_shape, num_outputs, task)
     stages = _num_stages(graph.input_shape)
+    kind = "sepconv" if separable else "conv"
     x = _conv_block(graph, graph.input, filters, batchnorm=False)
     for stage in range(stages):
-        x = _conv_block(graph, x, filters * 2**stage, batchnorm=False)
+        x = _conv_block(graph, x, filters * 2**stage, batchnorm=False, kind=kind)
         x = graph.add_layer("maxpool", x, pool_size=2)
     height, width, _ = graph.shape(x)
     x = graph.add_layer("flatten" if height * width <= 64 else "gap", x)

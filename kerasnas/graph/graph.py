@@ -3,25 +3,13 @@
 A `Graph` is a DAG of layers kept in topological order. Every layer has a
 unique, stable name and produces one tensor, also known by that name; the
 model input is the tensor `"input"`. Layer names never change across
-morphisms, which is what lets `morphism.transfer` map a trained parent's
+morphisms, which is what lets `kerasnas.graph.transfer` map a trained parent's
 weights onto a child by name.
 
-Layer types and their `config` keys:
+Each layer's `type` names a spec in `kerasnas.graph.layers`, which knows
+its config keys, shapes, size and Keras layer; this module asks the spec.
 
-    conv        filters, kernel_size      Conv2D, stride 1, "same" padding
-    batchnorm   -                         BatchNormalization (epsilon 1e-3)
-    relu        -                         ReLU
-    maxpool     pool_size                 MaxPooling2D, strides = pool_size, "same"
-    avgpool     pool_size                 AveragePooling2D, strides = pool_size, "same"
-    gap         -                         GlobalAveragePooling2D
-    flatten     -                         Flatten
-    dense       units                     Dense, linear
-    dropout     rate                      Dropout
-    add         -                         Add
-    concat      -                         Concatenate on channels
-    head        -                         Dense(num_outputs): the logits
-
-This module is numpy-free and never imports TensorFlow; `to_keras` defers to
+This module never imports TensorFlow; `to_keras` defers to
 `kerasnas.graph.keras_model`.
 """
 
@@ -29,23 +17,12 @@ from __future__ import annotations
 
 import copy
 import json
-import math
+
+from kerasnas.graph.layers import LAYER_TYPES, OUTPUT_TYPES, SPECS
 
 FORMAT = "kerasnas.graph/1"
 INPUT = "input"
-BN_EPSILON = 1e-3
 TASKS = ("classification", "regression")
-
-WEIGHTED = ("conv", "dense", "head")
-CHANNELWISE = ("batchnorm", "relu", "maxpool", "avgpool", "dropout")
-LAYER_TYPES = WEIGHTED + CHANNELWISE + ("gap", "flatten", "add", "concat")
-_CONFIG_KEYS = {
-    "conv": ("filters", "kernel_size"),
-    "maxpool": ("pool_size",),
-    "avgpool": ("pool_size",),
-    "dense": ("units",),
-    "dropout": ("rate",),
-}
 
 
 class Graph:
@@ -86,7 +63,7 @@ class Graph:
         self.layers = []  # dicts {"name", "type", "inputs", "config"}, topological order
         self.history = []  # morphism records applied since the initial architecture
         self.next_id = 0
-        self._invalidate()
+        self.invalidate()
 
     # ------------------------------------------------------------------ building
 
@@ -97,7 +74,7 @@ class Graph:
     @property
     def output(self):
         """Name of the head layer, or None while the graph has none."""
-        heads = [layer["name"] for layer in self.layers if layer["type"] == "head"]
+        heads = [layer["name"] for layer in self.layers if layer["type"] in OUTPUT_TYPES]
         return heads[0] if heads else None
 
     def new_name(self, layer_type):
@@ -110,9 +87,9 @@ class Graph:
         """Appends a layer and returns the name of its output tensor.
 
         Args:
-            layer_type: one of `LAYER_TYPES`.
+            layer_type: one of `kerasnas.graph.layers.LAYER_TYPES`.
             inputs: a tensor name, or a list of them for `add` and `concat`.
-            name: the layer name. Defaults to a fresh one (`head` for the head).
+            name: the layer name. Defaults to a fresh one (the type, `head`, for the head).
             **config: the layer's settings, e.g. `filters=32, kernel_size=3`.
 
         Returns:
@@ -120,25 +97,57 @@ class Graph:
         """
         inputs = [inputs] if isinstance(inputs, str) else list(inputs)
         if name is None:
-            name = "head" if layer_type == "head" else self.new_name(layer_type)
+            name = layer_type if layer_type in OUTPUT_TYPES else self.new_name(layer_type)
         layer = {"name": name, "type": layer_type, "inputs": inputs, "config": config}
         self.insert_layer(len(self.layers), layer)
         return name
 
     def insert_layer(self, index, layer):
-        """Inserts a layer dict at position `index` and checks the graph."""
+        """Inserts a layer dict at position `index` and checks the graph.
+
+        Raises:
+            ValueError: if the layer does not fit there; the graph is left as it was.
+        """
+        before = self._shapes
         self.layers.insert(index, layer)
-        self._invalidate()
+        self.invalidate()
         try:
-            self.shapes()
+            if before is None:
+                self.shapes()
+            else:
+                # The layers around it were valid and nothing reads the new layer yet,
+                # so checking it alone is checking the whole graph.
+                earlier = {INPUT: before[INPUT]}
+                earlier.update((la["name"], before[la["name"]]) for la in self.layers[:index])
+                shape = self._check_layer(layer, earlier)
+                if layer["name"] in before:
+                    raise ValueError(f"Duplicate layer name {layer['name']!r}.")
+                shapes = dict(earlier)
+                shapes[layer["name"]] = shape
+                shapes.update((la["name"], before[la["name"]]) for la in self.layers[index + 1 :])
+                self._shapes = shapes
         except ValueError:
             del self.layers[index]
-            self._invalidate()
+            self.invalidate()
             raise
 
-    def _invalidate(self):
-        """Forgets what is derived from `layers`; call after changing them."""
+    def invalidate(self):
+        """Forgets what is derived from `layers` (shapes, size, positions, consumers).
+
+        The methods that change the graph call it; call it yourself after
+        editing `layers` or a layer's `config` directly.
+
+        Example:
+
+        >>> g = Graph((8, 8, 1), 3)
+        >>> x = g.add_layer("dense", g.add_layer("flatten", g.input), units=4)
+        >>> g.layer(x)["config"]["units"] = 5
+        >>> g.invalidate()
+        >>> g.shape(x)
+        (5,)
+        """
         self._shapes = None
+        self._size = None  # (num_params, flops)
         self._index = None
         self._consumers = None
 
@@ -170,7 +179,7 @@ class Graph:
         for layer in self.layers:
             if layer["name"] not in skip:
                 layer["inputs"] = [new_tensor if t == tensor else t for t in layer["inputs"]]
-        self._invalidate()
+        self.invalidate()
 
     def copy(self):
         """An independent copy (history records, which are never modified, are shared)."""
@@ -181,6 +190,7 @@ class Graph:
         ]
         graph.history = list(self.history)
         graph.next_id = self.next_id
+        graph._shapes = self._shapes  # never changed in place, so it can be shared
         return graph
 
     # ------------------------------------------------------------------ shapes
@@ -196,19 +206,28 @@ class Graph:
             return self._shapes
         shapes = {INPUT: self.input_shape}
         for layer in self.layers:
-            name, kind = layer["name"], layer["type"]
-            if kind not in LAYER_TYPES:
-                raise ValueError(
-                    f"Layer {name!r} has unknown type {kind!r}; expected one of {LAYER_TYPES}."
-                )
-            if name in shapes:
-                raise ValueError(f"Duplicate layer name {name!r}.")
-            missing = [t for t in layer["inputs"] if t not in shapes]
-            if missing:
-                raise ValueError(f"Layer {name!r} reads {missing}, which no earlier layer makes.")
-            shapes[name] = _output_shape(self, layer, [shapes[t] for t in layer["inputs"]])
+            shapes[layer["name"]] = self._check_layer(layer, shapes)
         self._shapes = shapes
         return shapes
+
+    def _check_layer(self, layer, shapes):
+        """The output shape of `layer`, given `shapes` of the tensors made before it."""
+        name, kind = layer["name"], layer["type"]
+        spec = SPECS.get(kind)
+        if spec is None:
+            raise ValueError(
+                f"Layer {name!r} has unknown type {kind!r}; expected one of {LAYER_TYPES}."
+            )
+        if name in shapes:
+            raise ValueError(f"Duplicate layer name {name!r}.")
+        try:
+            in_shapes = [shapes[t] for t in layer["inputs"]]
+        except KeyError:
+            missing = [t for t in layer["inputs"] if t not in shapes]
+            raise ValueError(
+                f"Layer {name!r} reads {missing}, which no earlier layer makes."
+            ) from None
+        return spec.infer_shape(layer, in_shapes, self)
 
     def shape(self, tensor):
         return self.shapes()[tensor]
@@ -217,19 +236,9 @@ class Graph:
 
     def num_params(self):
         """Number of weights, trainable or not; equals the Keras model's `count_params()`."""
-        shapes = self.shapes()
-        total = 0
-        for layer in self.layers:
-            in_shape = shapes[layer["inputs"][0]]
-            out_shape = shapes[layer["name"]]
-            if layer["type"] == "conv":
-                k = layer["config"]["kernel_size"]
-                total += k * k * in_shape[-1] * out_shape[-1] + out_shape[-1]
-            elif layer["type"] in ("dense", "head"):
-                total += in_shape[-1] * out_shape[-1] + out_shape[-1]
-            elif layer["type"] == "batchnorm":
-                total += 4 * out_shape[-1]
-        return total
+        if self._size is None:
+            self._size = self._count()
+        return self._size[0]
 
     def flops(self):
         """Floating-point operations of one forward pass of one image.
@@ -237,53 +246,34 @@ class Graph:
         A multiply-add counts as 2; element-wise layers count one per output
         value (batchnorm two); pooling one per value read.
         """
+        if self._size is None:
+            self._size = self._count()
+        return self._size[1]
+
+    def _count(self):
         shapes = self.shapes()
-        total = 0
+        params = flops = 0
         for layer in self.layers:
-            in_shape = shapes[layer["inputs"][0]]
-            out_shape = shapes[layer["name"]]
-            out_size = math.prod(out_shape)
-            kind = layer["type"]
-            if kind == "conv":
-                k = layer["config"]["kernel_size"]
-                total += out_size * (2 * k * k * in_shape[-1] + 1)
-            elif kind in ("dense", "head"):
-                total += out_size * (2 * in_shape[-1] + 1)
-            elif kind == "batchnorm":
-                total += 2 * out_size
-            elif kind in ("relu", "add"):
-                total += out_size * max(1, len(layer["inputs"]) - (kind == "add"))
-            elif kind in ("maxpool", "avgpool", "gap"):
-                total += math.prod(in_shape)
+            spec, config = SPECS[layer["type"]], layer["config"]
+            in_shapes = [shapes[t] for t in layer["inputs"]]
+            params += spec.num_params(config, in_shapes, shapes[layer["name"]])
+            flops += spec.flops(config, in_shapes, shapes[layer["name"]])
         if self.task == "classification":
-            total += 3 * self.num_outputs  # softmax
-        return total
+            flops += 3 * self.num_outputs  # softmax
+        return params, flops
 
     def depth(self):
-        """Number of conv and dense layers on the longest path, head included."""
+        """Number of weighted layers (conv, dense, ...) on the longest path, head included."""
         longest = {INPUT: 0}
         for layer in self.layers:
             here = max(longest[t] for t in layer["inputs"])
-            longest[layer["name"]] = here + (layer["type"] in WEIGHTED)
+            longest[layer["name"]] = here + SPECS[layer["type"]].weighted
         return longest[self.output] if self.output else 0
 
     def summary(self):
-        """One line describing the architecture, e.g. `conv32-relu-maxpool2-...-head10`."""
-        parts = []
-        for layer in self.layers:
-            c = layer["config"]
-            kind = layer["type"]
-            if kind == "conv":
-                parts.append(f"conv{c['kernel_size']}x{c['kernel_size']}:{c['filters']}")
-            elif kind == "dense":
-                parts.append(f"dense{c['units']}")
-            elif kind in ("maxpool", "avgpool"):
-                parts.append(f"{kind}{c['pool_size']}")
-            elif kind == "head":
-                parts.append(f"head{self.num_outputs}")
-            elif kind in ("add", "concat", "gap", "flatten"):
-                parts.append(kind)
-        return "-".join(parts)
+        """One line describing the architecture, e.g. `conv3x3:32-maxpool2-...-head10`."""
+        parts = (SPECS[layer["type"]].summary(layer["config"], self) for layer in self.layers)
+        return "-".join(part for part in parts if part is not None)
 
     # ------------------------------------------------------------------ Keras
 
@@ -327,7 +317,7 @@ class Graph:
         graph.layers = copy.deepcopy(config["layers"])
         graph.next_id = int(config["next_id"])
         graph.history = copy.deepcopy(config["history"])
-        graph._invalidate()
+        graph.invalidate()
         graph.shapes()
         return graph
 
@@ -363,44 +353,3 @@ class Graph:
 
     def __repr__(self):
         return f"<Graph {self.summary()} params={self.num_params()} input_shape={self.input_shape}>"
-
-
-def _output_shape(graph, layer, in_shapes):
-    name, kind, config = layer["name"], layer["type"], layer["config"]
-    expected = _CONFIG_KEYS.get(kind, ())
-    bad = [k for k in expected if k not in config]
-    if bad:
-        raise ValueError(f"Layer {name!r} ({kind}) needs config keys {bad}. Received: {config}")
-    n_in = len(in_shapes)
-    if n_in != 1 and kind not in ("add", "concat") or n_in < 2 and kind in ("add", "concat"):
-        wanted = "2 or more" if kind in ("add", "concat") else "1"
-        raise ValueError(f"Layer {name!r} ({kind}) needs {wanted} inputs; got {n_in}.")
-    first = in_shapes[0]
-    if kind in ("conv", "maxpool", "avgpool", "gap", "flatten") and len(first) != 3:
-        raise ValueError(f"Layer {name!r} ({kind}) needs an (H, W, C) input; got {first}.")
-    if kind in ("dense", "head") and len(first) != 1:
-        raise ValueError(f"Layer {name!r} ({kind}) needs a flat input; got {first}.")
-    if kind == "conv":
-        return (first[0], first[1], int(config["filters"]))
-    if kind in ("maxpool", "avgpool"):
-        p = int(config["pool_size"])
-        return (-(-first[0] // p), -(-first[1] // p), first[2])
-    if kind == "gap":
-        return (first[2],)
-    if kind == "flatten":
-        return (math.prod(first),)
-    if kind == "dense":
-        return (int(config["units"]),)
-    if kind == "head":
-        return (graph.num_outputs,)
-    if kind == "add":
-        if any(s != first for s in in_shapes):
-            raise ValueError(f"Layer {name!r} (add) needs equal input shapes; got {in_shapes}.")
-        return first
-    if kind == "concat":
-        if any(len(s) != len(first) or s[:-1] != first[:-1] for s in in_shapes):
-            raise ValueError(
-                f"Layer {name!r} (concat) needs equal shapes but for channels; got {in_shapes}."
-            )
-        return first[:-1] + (sum(s[-1] for s in in_shapes),)
-    return first  # batchnorm, relu, dropout

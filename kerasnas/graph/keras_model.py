@@ -1,40 +1,15 @@
-"""Compiles a `Graph` into a functional `keras.Model` (the only Keras code in `graph/`)."""
+"""Compiles a `Graph` into a functional `keras.Model` (the only Keras code in `graph/`).
+
+Each layer's spec (`kerasnas.graph.layers`) builds its Keras layer from the
+`keras` module this file passes in, so the specs themselves never import Keras.
+"""
 
 from __future__ import annotations
 
 import keras
 
-from kerasnas.graph.graph import BN_EPSILON, INPUT
-
-
-def _make_layer(graph, layer):
-    name, kind, c = layer["name"], layer["type"], layer["config"]
-    if kind == "conv":
-        k = int(c["kernel_size"])
-        return keras.layers.Conv2D(int(c["filters"]), (k, k), padding="same", name=name)
-    if kind == "batchnorm":
-        return keras.layers.BatchNormalization(epsilon=BN_EPSILON, name=name)
-    if kind == "relu":
-        return keras.layers.ReLU(name=name)
-    if kind in ("maxpool", "avgpool"):
-        p = int(c["pool_size"])
-        cls = keras.layers.MaxPooling2D if kind == "maxpool" else keras.layers.AveragePooling2D
-        return cls(pool_size=p, strides=p, padding="same", name=name)
-    if kind == "gap":
-        return keras.layers.GlobalAveragePooling2D(name=name)
-    if kind == "flatten":
-        return keras.layers.Flatten(name=name)
-    if kind == "dense":
-        return keras.layers.Dense(int(c["units"]), name=name)
-    if kind == "head":
-        return keras.layers.Dense(graph.num_outputs, name=name)
-    if kind == "dropout":
-        return keras.layers.Dropout(float(c["rate"]), name=name)
-    if kind == "add":
-        return keras.layers.Add(name=name)
-    if kind == "concat":
-        return keras.layers.Concatenate(axis=-1, name=name)
-    raise ValueError(f"Layer {name!r} has unknown type {kind!r}.")
+from kerasnas.graph.graph import INPUT
+from kerasnas.graph.layers import SPECS
 
 
 def build(graph, name=None):
@@ -49,7 +24,7 @@ def build(graph, name=None):
     tensors = {INPUT: inputs}
     for layer in graph.layers:
         args = [tensors[t] for t in layer["inputs"]]
-        keras_layer = _make_layer(graph, layer)
+        keras_layer = SPECS[layer["type"]].build(keras, layer, graph)
         tensors[layer["name"]] = keras_layer(args if len(args) > 1 else args[0])
     outputs = tensors[graph.output]
     if graph.task == "classification":
@@ -58,10 +33,10 @@ def build(graph, name=None):
 
 
 def get_weights(model, graph):
-    """Returns `{layer name: [numpy arrays]}` for the graph's weighted layers in `model`."""
+    """Returns `{layer name: [numpy arrays]}` for the graph's layers that carry weights."""
     weights = {}
     for layer in graph.layers:
-        if layer["type"] in ("conv", "dense", "head", "batchnorm"):
+        if SPECS[layer["type"]].weights:
             values = model.get_layer(layer["name"]).get_weights()
             weights[layer["name"]] = [w.copy() for w in values]
     return weights

@@ -1,15 +1,18 @@
-"""Function-preserving network morphisms and the weight transfer they allow.
+"""Function-preserving network morphisms: changes to a `Graph` that keep its function.
 
 A morphism changes a `Graph` so that, with weights derived from the parent's,
 the child computes exactly what the parent computed (in inference mode):
 
 - `deeper`: inserts conv-bn-relu (or dense-relu) initialised as the identity
   after a tensor whose values are non-negative (so the relu changes nothing).
+  Where the graph already has other layer types that can be an identity at
+  that rank (a separable convolution), the inserted layer is drawn among them.
 - `wider`: Net2Wider. A conv or dense layer gets extra units that copy random
   existing ones; the layers reading them divide the copied inputs by the
-  number of copies. Widening passes through batchnorm, relu, pooling,
-  dropout, flatten and concatenation; where the widened tensor meets an
-  `add`, every other branch of the add is widened the same way.
+  number of copies. Widening passes through layers that keep channels one to
+  one (batchnorm, relu, pooling, dropout, flatten) and through concatenation;
+  where the widened tensor meets an `add`, every other branch of the add is
+  widened the same way.
 - `add_skip`: adds an earlier tensor into a later one through (max pooling
   and) a zero-initialised 1x1 convolution.
 - `concat_skip`: concatenates an earlier (pooled) tensor onto a later one;
@@ -17,23 +20,23 @@ the child computes exactly what the parent computed (in inference mode):
 
 Each operation is a record (a small JSON dict) appended to `graph.history`,
 so a child several morphisms away from its parent can be rebuilt, and its
-weights derived, by replaying the records: see `transfer`.
-
-Glossary for the weight maps: a *channel map* `m` of a tensor is an int
-array, one entry per channel of the child's tensor, giving the channel of the
-parent's tensor it copies, or -1 for a new channel that starts at zero
-influence. `None` means the identity.
+weights derived, by replaying the records: see `kerasnas.graph.transfer`.
+Which layers an operation may widen, pass through or insert is asked of
+their specs (`kerasnas.graph.layers`).
 """
 
 from __future__ import annotations
 
-import numpy as np
-
-from kerasnas.graph.graph import BN_EPSILON, CHANNELWISE, INPUT
+from kerasnas.graph.graph import INPUT
+from kerasnas.graph.layers import SPECS
 
 OPS = ("deeper", "wider", "add_skip", "concat_skip")
 MAX_DENSE_IDENTITY = 1024  # widest flat tensor `deeper` inserts a dense identity after
 WIDEN_FRACTIONS = (0.25, 0.5, 1.0)
+# What `deeper` inserts by default, by the rank of the tensor; followed by a
+# batchnorm at rank 3. Other types with that `identity_rank` join the draw
+# when the graph already uses them.
+DEEPER_TYPES = {3: "conv", 1: "dense"}
 
 
 class MorphismError(ValueError):
@@ -47,25 +50,19 @@ def _nonnegative(graph):
     """Maps each tensor to whether its values are always >= 0."""
     nonneg = {INPUT: False}
     for layer in graph.layers:
-        kind = layer["type"]
-        if kind == "relu":
-            nonneg[layer["name"]] = True
-        elif kind in ("maxpool", "avgpool", "gap", "flatten", "dropout", "add", "concat"):
-            nonneg[layer["name"]] = all(nonneg[t] for t in layer["inputs"])
-        else:
-            nonneg[layer["name"]] = False
+        spec = SPECS[layer["type"]]
+        nonneg[layer["name"]] = spec.nonnegative([nonneg[t] for t in layer["inputs"]])
     return nonneg
 
 
 def _extendable(graph, tensor):
     """True if channels appended to `tensor` only reach conv/dense inputs, never an `add`."""
     for consumer in graph.consumers(tensor):
-        kind = consumer["type"]
-        if kind == "add":
+        channels = SPECS[consumer["type"]].channels
+        if channels == "sum":
             return False
-        if kind in CHANNELWISE + ("gap", "flatten", "concat"):
-            if not _extendable(graph, consumer["name"]):
-                return False
+        if channels in ("pass", "stack") and not _extendable(graph, consumer["name"]):
+            return False
     return True
 
 
@@ -77,7 +74,7 @@ def wider_group(graph, layer_name):
         (it is the head, or its output meets an add whose other branch
         cannot follow, e.g. the model input).
     """
-    if graph.layer(layer_name)["type"] not in ("conv", "dense"):
+    if SPECS[graph.layer(layer_name)["type"]].width_key is None:
         return None
     producers, seen = set(), set()
 
@@ -89,20 +86,20 @@ def wider_group(graph, layer_name):
         if tensor == INPUT:
             return False
         layer = graph.layer(tensor)
-        kind = layer["type"]
-        if kind in ("conv", "dense"):
+        spec = SPECS[layer["type"]]
+        if spec.width_key is not None:
             producers.add(tensor)
-        elif kind in CHANNELWISE + ("gap", "flatten", "add"):
+        elif spec.channels in ("pass", "sum"):
             if not all(join(t) for t in layer["inputs"]):
                 return False
-        else:  # head, concat: their channels cannot all be widened alike
+        else:  # the head, a concatenation: their channels cannot all be widened alike
             return False
         for consumer in graph.consumers(tensor):
-            kind = consumer["type"]
-            if kind in CHANNELWISE + ("gap", "flatten", "add"):
+            channels = SPECS[consumer["type"]].channels
+            if channels in ("pass", "sum"):
                 if not join(consumer["name"]):
                     return False
-            elif kind == "concat" and not _extendable(graph, consumer["name"]):
+            elif channels == "stack" and not _extendable(graph, consumer["name"]):
                 return False
         return True
 
@@ -157,11 +154,17 @@ def _choose(graph, op, rng):
         ]
         if places:
             tensor = places[int(rng.integers(len(places)))]
-            return {"op": op, "tensor": tensor, "kernel_size": int(rng.choice([1, 3, 5]))}
+            record = {"op": op, "tensor": tensor, "kernel_size": int(rng.choice([1, 3, 5]))}
+            kinds = _deeper_types(graph, len(shapes[tensor]))
+            if len(kinds) > 1:  # drawn only then, so graphs of the default types keep their draws
+                kind = kinds[int(rng.integers(len(kinds)))]
+                if kind != kinds[0]:
+                    record["type"] = kind
+            return record
     elif op == "wider":
         for i in rng.permutation(len(names)):
             layer = graph.layers[i]
-            if layer["type"] in ("conv", "dense") and wider_group(graph, layer["name"]):
+            if SPECS[layer["type"]].width_key and wider_group(graph, layer["name"]):
                 width = shapes[layer["name"]][-1]
                 extra = max(1, int(round(width * float(rng.choice(WIDEN_FRACTIONS)))))
                 extra = [int(j) for j in rng.integers(0, width, size=extra)]
@@ -190,12 +193,21 @@ def _choose(graph, op, rng):
     raise MorphismError(f"`{op}` has no place to apply in this graph: {graph.summary()}")
 
 
+def _deeper_types(graph, rank):
+    """Layer types `deeper` may insert at a tensor of `rank`; the default first."""
+    default = DEEPER_TYPES[rank]
+    used = {layer["type"] for layer in graph.layers}
+    others = sorted(t for t in used if t != default and SPECS[t].identity_rank == rank)
+    return [default, *others]
+
+
 def deeper(graph, rng):
     """Returns a copy of `graph` with an identity conv-bn-relu (or dense-relu) block inserted.
 
     Args:
         graph: the parent `Graph` (unchanged).
-        rng: a `numpy.random.Generator` that picks the place and kernel size.
+        rng: a `numpy.random.Generator` that picks the place, the kernel size and,
+            where the graph has separable convolutions, the kind of convolution.
 
     Returns:
         The child `Graph`.
@@ -283,14 +295,13 @@ def apply(graph, record):
         if not group or not record["extra"]:
             raise MorphismError(f"Cannot widen layer {record['layer']!r}.")
         for name in group:
-            config = child.layer(name)["config"]
-            key = "filters" if "filters" in config else "units"
-            config[key] += len(record["extra"])
+            layer = child.layer(name)
+            layer["config"][SPECS[layer["type"]].width_key] += len(record["extra"])
     elif op in ("add_skip", "concat_skip"):
         _apply_skip(child, record)
     else:
         raise MorphismError(f"Unknown morphism {op!r}; expected one of {OPS}.")
-    child._shapes = None
+    child.invalidate()
     child.shapes()
     child.history.append(dict(record))
     return child
@@ -299,43 +310,28 @@ def apply(graph, record):
 def _apply_deeper(graph, record):
     tensor = record["tensor"]
     shape = graph.shape(tensor)
-    at = graph.index(tensor) + 1
+    kind = record.get("type", DEEPER_TYPES.get(len(shape)))
+    spec = SPECS.get(kind)
+    if spec is None or spec.identity_rank != len(shape):
+        raise MorphismError(f"Cannot insert a {kind} identity after {tensor!r} of shape {shape}.")
+    config = {spec.width_key: shape[-1]}
+    if "kernel_size" in spec.config_keys:
+        config["kernel_size"] = int(record["kernel_size"])
+    first = {"name": graph.new_name(kind), "type": kind, "inputs": [tensor], "config": config}
+    block = [first]
     if len(shape) == 3:
-        k = int(record["kernel_size"])
-        first = {
-            "name": graph.new_name("conv"),
-            "type": "conv",
-            "inputs": [tensor],
-            "config": {"filters": shape[-1], "kernel_size": k},
-        }
-        block = [
-            first,
-            {
-                "name": graph.new_name("batchnorm"),
-                "type": "batchnorm",
-                "inputs": [first["name"]],
-                "config": {},
-            },
-        ]
-    else:
-        first = {
-            "name": graph.new_name("dense"),
-            "type": "dense",
-            "inputs": [tensor],
-            "config": {"units": shape[0]},
-        }
-        block = [first]
-    block.append(
-        {
-            "name": graph.new_name("relu"),
-            "type": "relu",
-            "inputs": [block[-1]["name"]],
-            "config": {},
-        }
-    )
+        block.append(_layer(graph, "batchnorm", first["name"]))
+    block.append(_layer(graph, "relu", block[-1]["name"]))
+    at = graph.index(tensor) + 1
     for i, layer in enumerate(block):
         graph.insert_layer(at + i, layer)
     graph.rewire(tensor, block[-1]["name"], skip={first["name"]})
+
+
+def _layer(graph, kind, inputs, **config):
+    """A new layer dict of type `kind` reading `inputs` (a name or a list of them)."""
+    inputs = [inputs] if isinstance(inputs, str) else list(inputs)
+    return {"name": graph.new_name(kind), "type": kind, "inputs": inputs, "config": config}
 
 
 def _apply_skip(graph, record):
@@ -345,223 +341,14 @@ def _apply_skip(graph, record):
         raise MorphismError(f"Cannot join {src!r} into {dst!r}.")
     block, branch = [], src
     if size > 1:
-        branch = graph.new_name("maxpool")
-        block.append(
-            {"name": branch, "type": "maxpool", "inputs": [src], "config": {"pool_size": size}}
-        )
-    if record["op"] == "add_skip":
-        conv = graph.new_name("conv")
-        block.append(
-            {
-                "name": conv,
-                "type": "conv",
-                "inputs": [branch],
-                "config": {"filters": graph.shape(dst)[-1], "kernel_size": 1},
-            }
-        )
-        branch = conv
-    join = graph.new_name("add" if record["op"] == "add_skip" else "concat")
-    kind = "add" if record["op"] == "add_skip" else "concat"
-    block.append({"name": join, "type": kind, "inputs": [dst, branch], "config": {}})
+        block.append(_layer(graph, "maxpool", src, pool_size=size))
+        branch = block[-1]["name"]
+    if record["op"] == "add_skip":  # through a zero 1x1 conv: adds nothing at first
+        block.append(_layer(graph, "conv", branch, filters=graph.shape(dst)[-1], kernel_size=1))
+        branch = block[-1]["name"]
+    block.append(_layer(graph, "add" if record["op"] == "add_skip" else "concat", [dst, branch]))
+    join = block[-1]["name"]
     at = graph.index(dst) + 1
     for i, layer in enumerate(block):
         graph.insert_layer(at + i, layer)
     graph.rewire(dst, join, skip={join})
-
-
-# ---------------------------------------------------------------------- weights
-
-
-def transfer_weights(parent_graph, parent_weights, child_graph):
-    """Derives the child's weights from the parent's by replaying the morphisms.
-
-    Args:
-        parent_graph: the trained parent's `Graph`.
-        parent_weights: `{layer name: [numpy arrays]}` as Keras orders them.
-        child_graph: a `Graph` reached from the parent by morphisms (its
-            `history` extends the parent's).
-
-    Returns:
-        `{layer name: [numpy arrays]}` for every weighted layer of the child.
-
-    Raises:
-        MorphismError: if the child does not descend from the parent.
-    """
-    done = len(parent_graph.history)
-    unrelated = MorphismError(
-        "The child graph does not descend from the parent graph: replaying the child's "
-        "morphism history on the parent does not give the child."
-    )
-    if child_graph.history[:done] != parent_graph.history:
-        raise unrelated
-    graph = parent_graph
-    weights = {name: [np.asarray(w) for w in ws] for name, ws in parent_weights.items()}
-    try:
-        for record in child_graph.history[done:]:
-            after = apply(graph, record)
-            weights = _weights_after(graph, after, record, weights)
-            graph = after
-    except (KeyError, ValueError) as e:
-        raise unrelated from e
-    if graph.architecture_key() != child_graph.architecture_key():
-        raise unrelated
-    return weights
-
-
-def transfer(parent_graph, parent_model, child_graph):
-    """Builds the child as a `keras.Model` that carries the parent's trained weights.
-
-    In inference mode the child's logits equal the parent's (to float
-    rounding) on any input.
-
-    Args:
-        parent_graph: the parent's `Graph`.
-        parent_model: the parent's trained `keras.Model` (from `parent_graph.to_keras()`).
-        child_graph: a descendant of `parent_graph` (see `transfer_weights`).
-
-    Returns:
-        The child `keras.Model`, uncompiled.
-
-    Example:
-
-    >>> child = morphism.wider(parent, np.random.default_rng(0))
-    >>> child_model = morphism.transfer(parent, parent_model, child)
-    """
-    from kerasnas.graph import keras_model
-
-    weights = transfer_weights(
-        parent_graph, keras_model.get_weights(parent_model, parent_graph), child_graph
-    )
-    model = child_graph.to_keras()
-    keras_model.set_weights(model, weights)
-    return model
-
-
-def _weights_after(before, after, record, weights):
-    """Weights of `after` (one operation `record` away from `before`)."""
-    weights = dict(weights)
-    old_names = {layer["name"] for layer in before.layers}
-    for layer in after.layers:
-        if layer["name"] not in old_names:
-            init = _new_layer_weights(after, layer, record["op"])
-            if init is not None:
-                weights[layer["name"]] = init
-    seeds, widened = {}, {}
-    if record["op"] == "wider":
-        source = before.layer(record["layer"])
-        width = source["config"]["filters" if source["type"] == "conv" else "units"]
-        g = np.concatenate([np.arange(width), np.asarray(record["extra"], dtype=int)])
-        widened = {name: g for name in wider_group(before, record["layer"])}
-    elif record["op"] == "concat_skip":
-        join = after.consumers(record["dst"])
-        join = next(
-            layer["name"]
-            for layer in join
-            if layer["type"] == "concat" and layer["name"] not in old_names
-        )
-        c_dst, c_all = before.shape(record["dst"])[-1], after.shape(join)[-1]
-        seeds[join] = (np.concatenate([np.arange(c_dst), -np.ones(c_all - c_dst, int)]), c_dst)
-    else:
-        return weights  # deeper and add_skip add identity / zero branches only
-    _propagate_maps(before, after, weights, seeds, widened)
-    return weights
-
-
-def _new_layer_weights(graph, layer, op):
-    shape_in = graph.shape(layer["inputs"][0])
-    channels = graph.shape(layer["name"])[-1]
-    kind = layer["type"]
-    if kind == "conv":
-        k = layer["config"]["kernel_size"]
-        kernel = np.zeros((k, k, shape_in[-1], channels), np.float32)
-        if op == "deeper":  # identity; add_skip's 1x1 conv stays zero
-            kernel[k // 2, k // 2] = np.eye(channels, dtype=np.float32)
-        return [kernel, np.zeros(channels, np.float32)]
-    if kind == "dense":
-        return [np.eye(channels, dtype=np.float32), np.zeros(channels, np.float32)]
-    if kind == "batchnorm":
-        # gamma * (x - 0) / sqrt((1 - eps) + eps) + 0 == x
-        return [
-            np.ones(channels, np.float32),
-            np.zeros(channels, np.float32),
-            np.zeros(channels, np.float32),
-            np.full(channels, 1.0 - BN_EPSILON, np.float32),
-        ]
-    return None
-
-
-def _remap_inputs(kernel, m, axis):
-    """Rows of `kernel` along `axis` for input map `m`: copies split by count, new ones 0."""
-    m = np.asarray(m)
-    counts = np.bincount(m[m >= 0], minlength=kernel.shape[axis]).astype(kernel.dtype)
-    taken = np.take(kernel, np.maximum(m, 0), axis=axis)
-    scale = np.where(m >= 0, 1.0 / np.maximum(counts[np.maximum(m, 0)], 1), 0.0)
-    shape = [1] * kernel.ndim
-    shape[axis] = len(m)
-    return (taken * scale.reshape(shape)).astype(kernel.dtype)
-
-
-def _propagate_maps(before, after, weights, seeds, widened):
-    """Rewrites `weights` in place so `after` computes what `before` did.
-
-    Args:
-        seeds: `{tensor: (map, parent_channels)}` for new tensors with a known map.
-        widened: `{layer name: map}` of the layers whose output units were copied.
-    """
-    maps = {INPUT: None}  # tensor -> None or (map, parent channels)
-    for layer in after.layers:
-        name, kind = layer["name"], layer["type"]
-        ins = [maps[t] for t in layer["inputs"]]
-        if name in seeds:
-            maps[name] = seeds[name]
-            continue
-        if kind in ("conv", "dense", "head"):
-            kernel, bias = weights[name]
-            if ins[0] is not None:
-                kernel = _remap_inputs(kernel, ins[0][0], axis=kernel.ndim - 2)
-            maps[name] = None
-            if name in widened:
-                g = widened[name]
-                maps[name] = (g, kernel.shape[-1])
-                kernel, bias = kernel[..., g], bias[g]
-            weights[name] = [kernel, bias]
-        elif kind == "batchnorm":
-            if ins[0] is not None:
-                m = ins[0][0]
-                defaults = (1.0, 0.0, 0.0, 1.0)
-                weights[name] = [
-                    np.where(m >= 0, w[np.maximum(m, 0)], d).astype(w.dtype)
-                    for w, d in zip(weights[name], defaults)
-                ]
-            maps[name] = ins[0]
-        elif kind == "flatten":
-            maps[name] = None
-            if ins[0] is not None:
-                m, c_old = ins[0]
-                h, w = after.shape(layer["inputs"][0])[:2]
-                pos = np.arange(h * w)[:, None] * c_old
-                flat = np.where(m[None, :] >= 0, pos + m[None, :], -1).reshape(-1)
-                maps[name] = (flat, h * w * c_old)
-        elif kind == "concat":
-            maps[name] = None
-            if any(i is not None for i in ins):
-                parts, offset = [], 0
-                for t, i in zip(layer["inputs"], ins):
-                    m, c_old = (
-                        i if i is not None else (np.arange(after.shape(t)[-1]), after.shape(t)[-1])
-                    )
-                    parts.append(np.where(m >= 0, m + offset, -1))
-                    offset += c_old
-                maps[name] = (np.concatenate(parts), offset)
-        elif kind == "add":
-            if any(not _same_map(i, ins[0]) for i in ins):
-                raise MorphismError(f"Inputs of {name!r} carry different channel maps.")
-            maps[name] = ins[0]
-        else:  # relu, pooling, gap, dropout keep the channel order
-            maps[name] = ins[0]
-
-
-def _same_map(a, b):
-    if a is None or b is None:
-        return a is None and b is None
-    return a[1] == b[1] and np.array_equal(a[0], b[0])
