@@ -27,7 +27,7 @@ The systems:
   on all of it for as many epochs again; the script times what one more
   epoch costs that way (fits of 20% of the data for 1 and 3 epochs, before
   the clock starts) and sets `epochs = T / that`. It runs in a virtual environment of its own, which
-  the script makes (see `_python_for`).
+  the script makes (see `make_environment`).
 - `cnn`: the classic Keras MNIST convnet (conv 32, pool, conv 64, pool,
   dropout, dense 10; Adam, batch 128, 10% validation) trained for as many
   epochs as fit in T, the last epoch stopped at T.
@@ -268,16 +268,61 @@ def _python_for(system):
     if system != "autokeras":
         return sys.executable
     python = os.path.join(AUTOKERAS_VENV, "bin", "python")
-    if not os.path.exists(python):
+    if not os.path.exists(os.path.join(_purelib(AUTOKERAS_VENV), PARENT_PTH)):
         print(f"Installing autokeras=={AUTOKERAS_VERSION} into {AUTOKERAS_VENV} ...", flush=True)
-        subprocess.run(
-            [sys.executable, "-m", "venv", "--system-site-packages", AUTOKERAS_VENV], check=True
-        )
+        python = make_environment(AUTOKERAS_VENV)
     subprocess.run(
         [python, "-m", "pip", "install", "-q", f"autokeras=={AUTOKERAS_VERSION}", "keras<3.13"],
         check=True,
     )
     return python
+
+
+PARENT_PTH = "_kerasnas_parent_packages.pth"
+
+
+def parent_site_dirs():
+    """The folders the running interpreter imports installed packages from, in its order.
+
+    In a virtual environment these are the environment's own, not the base
+    interpreter's (which `venv --system-site-packages` would give instead).
+    """
+    import site
+
+    found = list(site.getsitepackages())
+    if site.ENABLE_USER_SITE and os.path.isdir(site.getusersitepackages()):
+        found.append(site.getusersitepackages())
+    found += [p for p in sys.path if os.path.basename(p) in ("site-packages", "dist-packages")]
+    return [p for i, p in enumerate(found) if os.path.isdir(p) and p not in found[:i]]
+
+
+def _purelib(env):
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return os.path.join(env, "lib", version, "site-packages")
+
+
+def make_environment(path, with_pip=True):
+    """Makes (afresh) a virtual environment at `path` that sees the running interpreter's packages.
+
+    Its own site-packages comes first, so what is installed into it (an
+    older Keras) wins; then come the folders of `parent_site_dirs()`, read
+    with `site.addsitedir` so that their `.pth` files (editable installs,
+    such as kerasnas') work too.
+
+    Args:
+        path: the folder to make.
+        with_pip: install pip into it. Defaults to True.
+
+    Returns:
+        The path of its `python`.
+    """
+    import venv
+
+    venv.EnvBuilder(with_pip=with_pip, clear=True, symlinks=True).create(path)
+    line = "import site; " + "; ".join(f"site.addsitedir({d!r})" for d in parent_site_dirs())
+    with open(os.path.join(_purelib(path), PARENT_PTH), "w") as f:
+        f.write(line + "\n")
+    return os.path.join(path, "bin", "python")
 
 
 def machine():

@@ -6,6 +6,8 @@ import argparse
 import os
 import re
 import sys
+import tempfile
+import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -117,10 +119,7 @@ def _fit(args):
 def _load(directory):
     import kerasnas
 
-    try:
-        return kerasnas.load(directory)
-    except (FileNotFoundError, NotADirectoryError) as e:
-        raise UsageError(str(e)) from None
+    return kerasnas.load(directory)
 
 
 def _predict(args):
@@ -214,16 +213,47 @@ def build_parser():
     return parser
 
 
+EXPECTED = (UsageError, ValueError, RuntimeError, OSError)  # the user's input or environment
+
+
 def main(argv=None):
+    """Runs the `kerasnas` command; returns its exit status.
+
+    Expected failures (bad input, damaged or missing files, a full disk, a
+    busy directory) print one line and return 2; anything else prints a
+    short message naming the file that holds the full traceback, and returns 1.
+    """
     args = build_parser().parse_args(argv)
     try:
         args.run(args)
-    except (UsageError, ValueError, RuntimeError) as e:
-        print(f"kerasnas: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         return 130
+    except EXPECTED as e:
+        print(f"kerasnas: error: {_one_line(e)}", file=sys.stderr)
+        return 2
+    except Exception as e:
+        path = _write_traceback()
+        print(
+            f"kerasnas: unexpected error: {type(e).__name__}: {_one_line(e)} "
+            f"(full traceback in {path}; please report it)",
+            file=sys.stderr,
+        )
+        return 1
     return 0
+
+
+def _one_line(error):
+    text = " ".join(str(error).split()) or type(error).__name__
+    if isinstance(error, OSError) and error.filename and str(error.filename) not in text:
+        text += f": {error.filename}"
+    return text
+
+
+def _write_traceback():
+    handle, path = tempfile.mkstemp(prefix="kerasnas-traceback-", suffix=".txt")
+    with os.fdopen(handle, "w") as f:
+        traceback.print_exc(file=f)
+    return path
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import tempfile
 
 
@@ -96,6 +97,49 @@ def read_json(path, fix="Pass overwrite=True to start afresh, or use another dir
             f"full disk. {fix}",
             path,
         ) from None
+
+
+def save_weights(model, path):
+    """`model.save_weights(path)`, made atomic and safe on a full disk.
+
+    h5py crashes the process (a segmentation fault when the file is closed)
+    if its own writes fail, e.g. with ENOSPC. So the weights are written to a
+    RAM-backed scratch folder (`/dev/shm` where there is one) and copied to
+    `path` with plain Python I/O: a full disk gives a clean `OSError`, and
+    `path` keeps its old contents.
+
+    Args:
+        model: a Keras model (anything with `save_weights`).
+        path: the `.weights.h5` file to write.
+
+    Raises:
+        OSError: if `path` cannot be written; it is then left as it was.
+    """
+    shm = "/dev/shm"
+    scratch = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+    folder = tempfile.mkdtemp(prefix="kerasnas_weights_", dir=scratch)
+    try:
+        local = os.path.join(folder, os.path.basename(path))
+        model.save_weights(local)
+        copy_file(local, path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def copy_file(source, path):
+    """Copies `source` to `path` atomically (a temporary file beside `path`, fsync, rename)."""
+    folder = os.path.dirname(os.path.abspath(path))
+    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as f, open(source, "rb") as src:
+            shutil.copyfileobj(src, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with _suppress_os_error():
+            os.unlink(tmp)
+        raise
 
 
 def is_disk_full(error):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 
@@ -104,3 +105,48 @@ def test_fit_predict_export_report(tmp_path):
     for name in ("history.csv", "search.png"):
         assert (tmp_path / "report" / name).exists()
     assert len(list((tmp_path / "report" / "architectures").glob("trial_*.png"))) == 2
+
+
+def main_in_process(capsys, *args):
+    from kerasnas import cli
+
+    status = cli.main([str(a) for a in args])
+    return status, capsys.readouterr().err
+
+
+def test_an_unexpected_error_says_where_the_traceback_is(monkeypatch, capsys, tmp_path):
+    from kerasnas import cli
+
+    def broken(args):
+        raise KeyError("0001")
+
+    monkeypatch.setattr(cli, "_report", broken)
+    status, err = main_in_process(capsys, "report", tmp_path)
+    assert status == 1
+    assert err.startswith("kerasnas: unexpected error: KeyError: '0001' (full traceback in ")
+    path = err.split("full traceback in ")[1].split(";")[0]
+    assert "Traceback" in open(path).read() and "broken" in open(path).read()
+    os.unlink(path)
+
+
+def test_expected_failures_are_one_line_with_status_2(capsys, tmp_path):
+    x, y = quadrant_images(30, 0)
+    np.savez(tmp_path / "data.npz", x=x, y=np.array([b"a", b"b", b"c"])[y])
+    (tmp_path / "a_file").write_text("")
+    cases = [
+        (["fit", tmp_path / "data.npz", "--directory", tmp_path / "a_file"], "a_file"),
+        (
+            ["fit", tmp_path / "data.npz", "--directory", tmp_path, "--max-trials", "0"],
+            "max_trials=0",
+        ),
+    ]
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "kerasnas.json").write_text('{"task": ')
+    cases.append((["predict", run_dir, "a.png"], "kerasnas.json is not valid JSON"))
+    cases.append((["export", run_dir, tmp_path / "out"], "kerasnas.json is not valid JSON"))
+    for args, match in cases:
+        status, err = main_in_process(capsys, *args)
+        assert status == 2, err
+        assert err.startswith("kerasnas: error: ") and err.count("\n") == 1, err
+        assert match in err, err

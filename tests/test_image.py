@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
 import signal
 import subprocess
 import sys
 import textwrap
 import time
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import quadrant_images
 
 import kerasnas
-from kerasnas.tasks.image import _DirectoryLock
+from kerasnas.tasks.run_dir import DirectoryLock as _DirectoryLock
 
 NAMES = np.array(["left", "right", "bottom"])
 
@@ -98,17 +100,35 @@ def test_predict_before_fit_says_to_fit():
         ({"x": np.zeros((30, 5, 5))}, "resize_shape"),
         ({"time_limit": 0}, "positive number of seconds"),
         ({"time_limit": -5}, "time_limit=-5"),
+        ({"time_limit": True}, "time_limit=True"),
+        ({"time_limit": "10"}, "time_limit='10'"),
+        ({"y": [0, 1, None] * 10}, "holds None at position 2"),
+        ({"y": [0, "a", 1] * 10}, "mixes strings and numbers"),
+        (
+            {"y": np.linspace(0, 1, 30)},
+            "30-class problem. For continuous targets use ImageRegressor",
+        ),
+        ({"y": np.array(["2020-01-01"] * 30, dtype="datetime64[D]")}, "dtype datetime64"),
+        ({"epochs": -1}, "Expected `epochs` to be an integer >= 1"),
+        ({"batch_size": -1}, "Received: batch_size=-1"),
+        ({"x": np.zeros((30, 8, 8), dtype=complex)}, "real numbers"),
+        ({"x": np.full((30, 8, 8), 1e300)}, r"within \+-1e\+12"),
+        ({"x": [np.zeros((8, 8))] * 29 + [np.zeros((9, 9))]}, "`x` to be images of one shape"),
+        ({"validation_split": 1.5}, "validation_split=1.5"),
+        ({"init": {"max_trials": -1}}, "Received: max_trials=-1"),
+        ({"init": {"max_trials": 0}}, "Received: max_trials=0"),
+        ({"init": {"resize_shape": (0, 0)}}, r"resize_shape=\(0, 0\)"),
     ],
 )
 def test_bad_input_is_refused_before_training(kwargs, match, tmp_path):
     x, y = quadrant_images(30, 0)
+    kwargs = dict(kwargs)
+    init = kwargs.pop("init", {})
     arguments = {"x": x, "y": y, "time_limit": 30, **kwargs}
-    clf = kerasnas.ImageClassifier(directory=str(tmp_path), verbose=False)
-    start = time.time()
+    clf = kerasnas.ImageClassifier(directory=str(tmp_path), verbose=False, **init)
     with pytest.raises(ValueError, match=match):
         clf.fit(**arguments)
-    assert time.time() - start < 2
-    assert not (tmp_path / "image_classifier").exists()
+    assert not (tmp_path / "image_classifier").exists()  # refused before anything ran
 
 
 def test_directory_and_its_old_name_path_together_is_an_error(tmp_path):
@@ -224,11 +244,6 @@ def test_a_killed_search_resumes_and_keeps_its_trials_and_time_limit(tmp_path):
     assert len(history) > 3
 
 
-@pytest.fixture(autouse=True)
-def _seed():
-    keras.utils.set_random_seed(0)
-
-
 def test_augmentation_trains_on_shifted_copies(tmp_path):
     x, y = quadrant_images(120, 10)
     clf = kerasnas.ImageClassifier(
@@ -255,3 +270,213 @@ def test_export_writes_a_saved_model_served_by_tensorflow_alone(fitted_classifie
     """)
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), clf.predict_proba(x), atol=1e-5)
+
+
+# ---------------------------------------------------------------------- reliability (issue 13)
+
+
+def fitted_state(clf):
+    x, _ = quadrant_images(10, 12)
+    return (
+        clf.classes_.tolist(),
+        clf.encoder_.get_config(),
+        clf.input_dtype_,
+        clf.input_shape_,
+        clf.best_trial_id_,
+        clf.predict(x).tolist(),
+    )
+
+
+def test_a_rejected_fit_leaves_a_fitted_classifier_unchanged(fitted_classifier):
+    clf, directory = fitted_classifier
+    before = fitted_state(clf)
+    x, y = quadrant_images(30, 13, dtype="float32")
+    y = y.clip(0, 1)  # two int classes instead of three names
+    with pytest.raises(ValueError, match="validation images of shape"):
+        clf.fit(x, y, validation_data=(np.repeat(x[..., None], 3, -1), y), time_limit=30)
+    assert fitted_state(clf) == before
+    with _DirectoryLock(os.path.join(str(directory), "image_classifier.lock")):
+        with pytest.raises(RuntimeError, match="Another process is fitting into"):
+            clf.fit(x, y, time_limit=30)
+    assert fitted_state(clf) == before
+
+
+@pytest.mark.parametrize("time_limit", [np.float32(10), np.int64(10), 10.5])
+def test_numpy_scalars_are_accepted_as_time_limits(time_limit, tmp_path):
+    x, y = quadrant_images(30, 0)
+    clf = kerasnas.ImageClassifier(directory=str(tmp_path), verbose=False)
+    with _DirectoryLock(str(tmp_path / "image_classifier.lock")):  # stops fit after its checks
+        with pytest.raises(RuntimeError, match="Another process"):
+            clf.fit(x, y, time_limit=time_limit)
+
+
+def test_final_fit_checks_its_arguments(fitted_classifier):
+    clf, _ = fitted_classifier
+    x, y = quadrant_images(20, 14)
+    with pytest.raises(ValueError, match="time_limit='10'"):
+        clf.final_fit(x, NAMES[y], time_limit="10")
+    with pytest.raises(ValueError, match="Received: epochs=0"):
+        clf.final_fit(x, NAMES[y], epochs=0)
+
+
+def test_predict_names_the_shape_fit_saw(fitted_classifier):
+    clf, _ = fitted_classifier
+    with pytest.raises(
+        ValueError, match=r"shaped \(8, 8\), like those given to `fit`; got .*\(9, 9\)"
+    ):
+        clf.predict(np.zeros((2, 9, 9), "uint8"))
+    assert clf.predict(np.zeros((2, 8, 8, 1), "uint8")).shape == (2,)
+
+
+def test_resuming_with_other_classes_is_refused(fitted_classifier):
+    _, directory = fitted_classifier
+    x, y = quadrant_images(30, 15)
+    clf = kerasnas.ImageClassifier(directory=str(directory), verbose=False)
+    with pytest.raises(
+        ValueError, match=r"classes \['bottom', 'left', 'right'\], not \[0, 1\].*overwrite=True"
+    ):
+        clf.fit(x, y.clip(0, 1), time_limit=30)
+    with pytest.raises(ValueError, match=r"images shaped \(8, 8\), not \(8, 8, 3\)"):
+        clf.fit(np.repeat(x[..., None], 3, -1), NAMES[y], time_limit=30)
+    assert not hasattr(clf, "encoder_")
+
+
+@pytest.fixture
+def run_copy(fitted_classifier, tmp_path):
+    """A copy of the fitted classifier's run folder, renamed: (classifier, copy)."""
+    clf, directory = fitted_classifier
+    copy = tmp_path / "renamed_run"
+    shutil.copytree(directory / "image_classifier", copy)
+    return clf, copy
+
+
+def snapshot(folder):
+    return {
+        str(p.relative_to(folder)): (p.stat().st_mtime_ns, p.stat().st_size)
+        for p in folder.rglob("*")
+    }
+
+
+def test_a_renamed_run_loads_where_it_is_without_writing(run_copy):
+    clf, copy = run_copy
+    before = snapshot(copy.parent)
+    x, _ = quadrant_images(10, 16)
+    for where in (copy, copy.parent):
+        again = kerasnas.load(where)
+        np.testing.assert_allclose(again.predict_proba(x), clf.predict_proba(x), atol=1e-6)
+        assert again.project_dir == str(copy)
+        assert len(again.history) == len(clf.history)
+    assert snapshot(copy.parent) == before
+
+
+def edit_metadata(folder, **changes):
+    path = folder / "kerasnas.json"
+    metadata = json.loads(path.read_text())
+    metadata.update(changes)
+    path.write_text(json.dumps(metadata))
+
+
+def test_names_in_kerasnas_json_stay_inside_the_run(run_copy, tmp_path):
+    clf, copy = run_copy
+    elsewhere = tmp_path / "other" / "run"
+    shutil.copytree(copy, elsewhere)
+    edit_metadata(elsewhere, best_trial_id="0000")
+    edit_metadata(copy, project_name="../other/run")
+    assert kerasnas.load(copy).best_trial_id_ == clf.best_trial_id_  # not the other run's
+    edit_metadata(copy, final_weights=str(elsewhere / "trial_0000" / "checkpoint.weights.h5"))
+    with pytest.raises(ValueError, match="only the name of a `.weights.h5` file inside"):
+        kerasnas.load(copy)
+    edit_metadata(copy, final_weights=None, best_trial_id="../../x")
+    with pytest.raises(ValueError, match="not a trial id"):
+        kerasnas.load(copy)
+
+
+def test_damaged_files_are_named(run_copy):
+    clf, copy = run_copy
+    best = copy / f"trial_{clf.best_trial_id_}"
+    (best / "checkpoint.weights.h5").write_bytes(b"\x89HDF\r\n garbage")
+    with pytest.raises(ValueError, match=r"checkpoint.weights.h5 cannot be read.*Rerun `fit`"):
+        kerasnas.load(copy)
+    (best / "trial.json").write_text("")
+    with pytest.raises(ValueError, match=f"best trial {clf.best_trial_id_} .* no readable"):
+        kerasnas.load(copy)
+    (copy / "kerasnas.json").write_text('{"task": "classif')
+    with pytest.raises(ValueError, match=r"kerasnas.json is not valid JSON.*overwrite=True"):
+        kerasnas.load(copy)
+    (copy / "kerasnas.json").write_text('{"task": "classification"}')
+    with pytest.raises(ValueError, match="kerasnas.json lacks or has malformed objective"):
+        kerasnas.load(copy)
+
+
+def test_resuming_falls_back_from_an_unreadable_best_checkpoint(run_copy):
+    clf, copy = run_copy
+    (copy / f"trial_{clf.best_trial_id_}" / "checkpoint.weights.h5").write_bytes(b"")
+    x, y = quadrant_images(240, 0)
+    again = kerasnas.ImageClassifier(
+        directory=str(copy.parent), project_name=copy.name, seed=1, max_trials=4, verbose=False
+    )
+    with pytest.warns(RuntimeWarning, match=r"checkpoint.weights.h5 cannot be read.*Using trial"):
+        again.fit(x, NAMES[y], time_limit=30, epochs=3)  # max_trials reached: nothing trains
+    assert again.best_trial_id_ != clf.best_trial_id_
+    assert kerasnas.load(copy).best_trial_id_ == again.best_trial_id_
+
+
+def test_a_full_disk_gives_one_clear_error_and_leaves_the_estimator_as_it_was(
+    fitted_classifier, monkeypatch, tmp_path
+):
+    from kerasnas import files
+
+    def full(path, obj, indent=2):
+        raise OSError(errno.ENOSPC, "No space left on device", path)
+
+    monkeypatch.setattr(files, "write_json", full)
+    x, y = quadrant_images(30, 0)
+    clf = kerasnas.ImageClassifier(directory=str(tmp_path), verbose=False)
+    with pytest.raises(OSError, match="No space left on the device of .* resumes") as info:
+        clf.fit(x, y, time_limit=30)
+    assert info.value.errno == errno.ENOSPC
+    assert not hasattr(clf, "model_") and clf.project_dir == str(tmp_path / "image_classifier")
+
+
+@pytest.fixture(scope="module")
+def resized_classifier(tmp_path_factory):
+    """Fitted on 4x4 images resized to 8x8, from a dataset batched with drop_remainder."""
+    x, y = quadrant_images(120, 1)
+    small = x[:, ::2, ::2]
+    dataset = tf.data.Dataset.from_tensor_slices((small, y)).batch(32, drop_remainder=True)
+    clf = kerasnas.ImageClassifier(
+        directory=str(tmp_path_factory.mktemp("resized")),
+        max_trials=1,
+        resize_shape=(8, 8),
+        verbose=False,
+        seed=0,
+    )
+    clf.fit(dataset, time_limit=30, epochs=2)
+    return clf, small
+
+
+def test_a_drop_remainder_dataset_is_read_as_batches(resized_classifier):
+    clf, small = resized_classifier
+    assert clf.input_shape_ == (4, 4)
+    assert clf.predict(small[:5]).shape == (5,)
+
+
+def test_the_saved_model_of_a_resizing_classifier_is_deterministic(resized_classifier, tmp_path):
+    clf, small = resized_classifier
+    path = clf.export(tmp_path / "serving")
+    serve = tf.saved_model.load(str(path)).signatures["serving_default"]
+    first, second = (list(serve(tf.constant(small[:16])).values())[0].numpy() for _ in range(2))
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first, clf.predict_proba(small[:16]), atol=1e-5)
+
+
+@pytest.mark.slow
+def test_bytes_and_uint8_labels_survive_fit_and_load(tmp_path):
+    x, y = quadrant_images(60, 17)
+    clf = kerasnas.ImageClassifier(directory=str(tmp_path), max_trials=1, verbose=False, seed=0)
+    clf.fit(x, np.array([b"left", b"right", b"up"])[y], time_limit=30, epochs=1)
+    assert clf.classes_.tolist() == ["left", "right", "up"]
+    assert kerasnas.load(tmp_path).predict(x[:3]).dtype.kind == "U"
+    other = kerasnas.ImageClassifier(directory=str(tmp_path / "u8"), max_trials=1, verbose=False)
+    other.fit(x, y.astype("uint8"), time_limit=30, epochs=1)
+    assert kerasnas.load(tmp_path / "u8").predict(x[:3]).dtype == np.uint8

@@ -1,0 +1,37 @@
+"""The benchmarks' own machinery (not their figures): cheap checks only."""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+import subprocess
+import sys
+
+import numpy
+
+
+def load_benchmark(name):
+    path = pathlib.Path(__file__).parent.parent / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_autokeras_environment_sees_the_running_interpreters_packages(tmp_path):
+    mnist = load_benchmark("mnist")
+    python = mnist.make_environment(str(tmp_path / "env"), with_pip=False)
+    code = "import sys, numpy, kerasnas.files; print(sys.prefix); print(numpy.__file__)"
+    done = subprocess.run([python, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    prefix, numpy_file = done.stdout.splitlines()
+    assert pathlib.Path(prefix) == tmp_path / "env"
+    assert numpy_file == numpy.__file__
+    first_site = subprocess.run(
+        [python, "-c", "import sys; print([p for p in sys.path if 'site-packages' in p][0])"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    ).stdout.strip()
+    assert first_site.startswith(str(tmp_path / "env"))  # what is installed into it wins
+    assert sys.executable != python
