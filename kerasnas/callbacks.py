@@ -16,9 +16,10 @@ class TimeBudget(keras.callbacks.Callback):
     """Stops training in time for the run to end by a wall-clock deadline.
 
     It checks after every batch whether one more batch would still end in
-    time, leaving room for what follows the last batch: Keras validates the interrupted epoch (so its
-    score counts, and callbacks such as `EarlyStopping(restore_best_weights=True)`
-    or a best-weights checkpoint can keep the best epoch), then the epoch-end
+    time, leaving room for what follows the last batch: Keras validates the
+    interrupted epoch (so its score counts, and callbacks such as
+    `EarlyStopping(restore_best_weights=True)` or a best-weights checkpoint
+    can keep the best epoch), then the epoch-end
     callbacks run. That tail is measured on every epoch; before the first one
     has been timed it is estimated from the training steps' time:
     `validation_steps` batches at half a training step each.

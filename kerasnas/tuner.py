@@ -17,7 +17,7 @@ import tensorflow as tf
 from keras_tuner import errors
 from keras_tuner.src import config as keras_tuner_config
 
-from kerasnas import trials
+from kerasnas import files, trials
 from kerasnas.arguments import check_int, check_number
 from kerasnas.callbacks import EpochTimer, TimeBudget, TimeCosineDecay
 from kerasnas.graph import transfer
@@ -43,7 +43,8 @@ class _SaveBestWeights(keras.callbacks.Callback):
             return  # an epoch whose loss diverged is never kept
         if self.best is None or self.objective.better_than(value, self.best):
             self.best = value
-            self.model.save_weights(self.path)
+            # Atomic, and a full disk gives an OSError instead of crashing h5py.
+            files.save_weights(self.model, self.path)
 
 
 class MorphismTuner(keras_tuner.Tuner):
@@ -149,17 +150,21 @@ class MorphismTuner(keras_tuner.Tuner):
         parent_id = trials.parent_of(trial)
         if parent_id:
             path = self.checkpoint_path(parent_id)
-            if os.path.exists(path):
-                parent_graph = self.trial_graph(self.oracle.get_trial(parent_id))
-                parent_model = parent_graph.to_keras()
+            parent_graph = self.trial_graph(self.oracle.get_trial(parent_id))
+            parent_model = parent_graph.to_keras()
+            try:
                 parent_model.load_weights(path)
+            except (OSError, ValueError) as e:  # missing, or damaged
+                logger.warning(
+                    "Parent %s of trial %s has no readable weights at %s (%s); "
+                    "training from scratch.",
+                    parent_id,
+                    trial.trial_id,
+                    path,
+                    e.__class__.__name__,
+                )
+            else:
                 return transfer(parent_graph, parent_model, graph)
-            logger.warning(
-                "Parent %s of trial %s has no weights at %s; training from scratch.",
-                parent_id,
-                trial.trial_id,
-                path,
-            )
         return graph.to_keras()
 
     def load_model(self, trial):
@@ -285,6 +290,10 @@ class MorphismTuner(keras_tuner.Tuner):
             )
         except (MemoryError, tf.errors.ResourceExhaustedError) as e:
             raise errors.FailedTrialError(f"Out of memory: {e}") from e
+        except OSError as e:
+            if files.is_disk_full(e):  # every trial would fail alike: stop, say why
+                raise errors.FatalError(f"No space left on the device: {e}") from e
+            raise
         except (TypeError, ValueError) as e:
             # Not the candidate's fault (the data or the arguments are wrong):
             # every trial would fail alike, so stop the search and say why.
@@ -381,4 +390,3 @@ def _validation_steps(validation_data, batch_size):
     if first is None or not hasattr(first, "__len__") or not batch_size:
         return 0
     return math.ceil(len(first) / batch_size)
-

@@ -117,16 +117,21 @@ def test_user_callbacks_are_copied_for_each_trial(tmp_path):
     assert history.history == {}  # each trial trained with its own copy
 
 
-@pytest.mark.slow
-def test_a_deadline_bounds_the_search(tmp_path, clock):
-    """Batches take 0.5 s and validation batches 0.1 s, on a fake clock."""
+def search_on_a_fake_clock(tmp_path, clock, seconds):
+    """A search with a deadline where batches take 0.5 s and validation batches 0.1 s."""
     tuner = make_tuner(tmp_path, max_trials=None, max_epochs=1000, clock=clock)
-    tuner.deadline = clock() + 30
+    tuner.deadline = clock() + seconds
     tuner.search(
         *quadrant_data(64, 0),
         validation_data=quadrant_data(32, 1),
         callbacks=[ticking(clock, train_batch=0.5, test_batch=0.1)],
     )
+    return tuner
+
+
+@pytest.mark.slow
+def test_a_deadline_bounds_the_search(tmp_path, clock):
+    tuner = search_on_a_fake_clock(tmp_path, clock, 30)
     assert clock() <= tuner.deadline
     done = list(tuner.oracle.trials.values())
     assert len(done) >= 2 and all(t.status == "COMPLETED" for t in done)
@@ -134,13 +139,7 @@ def test_a_deadline_bounds_the_search(tmp_path, clock):
 
 @pytest.mark.slow
 def test_the_last_stretch_refines_the_best_trial_until_the_deadline(tmp_path, clock):
-    tuner = make_tuner(tmp_path, max_trials=None, max_epochs=1000, clock=clock)
-    tuner.deadline = clock() + 60
-    tuner.search(
-        *quadrant_data(64, 0),
-        validation_data=quadrant_data(32, 1),
-        callbacks=[ticking(clock, train_batch=0.5, test_batch=0.1)],
-    )
+    tuner = search_on_a_fake_clock(tmp_path, clock, 60)
     done = [tuner.oracle.trials[i] for i in sorted(tuner.oracle.trials)]
     refined = [t for t in done if trials.is_refinement(t)]
     assert len(refined) == 1
