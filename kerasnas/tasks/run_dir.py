@@ -72,6 +72,8 @@ def read_metadata(project_dir, fix=FRESH_START):
 
 
 def write_metadata(project_dir, metadata):
+    # KerasTuner's overwrite=True removes the folder and makes it again only when needed.
+    os.makedirs(project_dir, exist_ok=True)
     files.write_json(metadata_path(project_dir), metadata)
 
 
