@@ -16,6 +16,13 @@ from kerasnas.graph import generators
 SHAPES = [(8, 8, 1), (28, 28, 1), (32, 32, 3)]
 
 
+def pytest_collection_modifyitems(items):
+    # Tests that need a fitted search wait for one to train: they belong to the full run.
+    for item in items:
+        if "fitted_classifier" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(autouse=True)
 def seed():
     """Every test starts from the same seeds (numpy, Python, Keras and TensorFlow)."""

@@ -157,6 +157,7 @@ def test_dataset_input_and_resizing(tmp_path):
     assert clf.export_model().input_shape == (None, 4, 4)
 
 
+@pytest.mark.slow
 def test_regressor(tmp_path):
     x, y = quadrant_images(150, 2, dtype="float32")
     target = x[:, :4, :4].mean(axis=(1, 2))  # brightness of the top-left quadrant

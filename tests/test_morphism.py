@@ -18,7 +18,11 @@ def random_child(graph, rng, length):
 
 
 @pytest.mark.parametrize("shape", SHAPES)
-@pytest.mark.parametrize("name", GENERATORS)
+@pytest.mark.parametrize(
+    # The quick run covers the plain CNN; the deeper generators' long chains are slow.
+    "name",
+    [n if n == "cnn" else pytest.param(n, marks=pytest.mark.slow) for n in GENERATORS],
+)
 def test_random_morphism_sequences_preserve_the_function(name, shape, trained_parents, logits):
     parent, parent_model, x = trained_parents(name, shape)
     before = parent.to_json()
