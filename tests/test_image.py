@@ -164,7 +164,11 @@ def test_regressor(tmp_path):
     reg = kerasnas.ImageRegressor(directory=str(tmp_path), max_trials=2, verbose=False, seed=0)
     reg.fit(x, target, time_limit=40, epochs=5)
     assert reg.predict(x[:7]).shape == (7,)
-    assert reg.evaluate(x, target) < np.var(target) + 1e-3
+    # On held-out images it must clearly beat predicting the training mean.
+    x_new, y_new = quadrant_images(60, 3, dtype="float32")
+    target_new = x_new[:, :4, :4].mean(axis=(1, 2))
+    baseline = np.mean((target_new - target.mean()) ** 2)
+    assert reg.evaluate(x_new, target_new) < 0.5 * baseline
     assert "val_loss" in reg.history.columns
 
 
@@ -176,8 +180,9 @@ def test_the_seed_notebooks_calls(tmp_path):
     clf.fit(x_train, y_train, time_limit=30)
     clf.final_fit(x_train, y_train, x_test, y_test, retrain=True)
     accuracy = clf.evaluate(x_test, y_test)
-    assert 0.8 <= accuracy <= 1.0
-    assert clf.predict(x_test[0:1])[0] in (0, 1, 2)
+    assert accuracy >= 0.8
+    probabilities = clf.predict_proba(x_test[:20])
+    np.testing.assert_array_equal(clf.predict(x_test[:20]), probabilities.argmax(axis=1))
     metadata = json.loads((tmp_path / "image_classifier" / "kerasnas.json").read_text())
     assert metadata["final_weights"] == "final.weights.h5"
 
