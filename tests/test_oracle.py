@@ -340,3 +340,22 @@ def test_beats_random_morphism_search_on_the_synthetic_benchmark():
     oracle = np.median([best for best, _, _ in results["oracle"]])
     random = np.median([best for best, _, _ in results["random"]])
     assert oracle > random + 0.002, (oracle, random)
+
+
+def test_without_search_the_first_architecture_is_trained_then_refined_and_nothing_else(
+    tmp_path, clock
+):
+    oracle = make_oracle(tmp_path, search=False, clock=clock)
+    oracle.set_deadline(clock() + 1000)
+    first, refinement = run(oracle, 2)
+    assert trials.parent_of(first) is None
+    assert trials.graph_of(first).architecture_key() == (
+        generators.initial_graphs(SHAPE, 3)[0].architecture_key()
+    )
+    assert trials.is_refinement(refinement) and trials.parent_of(refinement) == first.trial_id
+    assert oracle.create_trial("tuner0").status == "STOPPED"
+
+
+def test_search_must_be_a_bool(tmp_path):
+    with pytest.raises(ValueError, match="search.*True or False"):
+        make_oracle(tmp_path, search="no")

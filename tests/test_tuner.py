@@ -19,7 +19,8 @@ def quadrant_data(n, seed):
 
 
 def make_tuner(directory, max_trials, **kwargs):
-    oracle_kwargs = {k: kwargs.pop(k) for k in ("initial_graphs", "clock") if k in kwargs}
+    oracle_keys = ("initial_graphs", "clock", "search")
+    oracle_kwargs = {k: kwargs.pop(k) for k in oracle_keys if k in kwargs}
     oracle = NetworkMorphismOracle((8, 8, 1), 3, max_trials=max_trials, seed=1, **oracle_kwargs)
     kwargs.setdefault("max_epochs", 2)
     kwargs.setdefault("batch_size", 16)
@@ -117,9 +118,9 @@ def test_user_callbacks_are_copied_for_each_trial(tmp_path):
     assert history.history == {}  # each trial trained with its own copy
 
 
-def search_on_a_fake_clock(tmp_path, clock, seconds):
+def search_on_a_fake_clock(tmp_path, clock, seconds, **kwargs):
     """A search with a deadline where batches take 0.5 s and validation batches 0.1 s."""
-    tuner = make_tuner(tmp_path, max_trials=None, max_epochs=1000, clock=clock)
+    tuner = make_tuner(tmp_path, max_trials=None, max_epochs=1000, clock=clock, **kwargs)
     tuner.deadline = clock() + seconds
     tuner.search(
         *quadrant_data(64, 0),
@@ -167,3 +168,12 @@ def test_the_last_stretch_refines_the_best_trial_until_the_deadline(tmp_path, cl
 def test_bad_arguments_name_themselves(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         make_tuner(tmp_path, max_trials=1, **kwargs)
+
+
+@pytest.mark.slow
+def test_without_search_one_architecture_trains_for_the_whole_budget(tmp_path, clock):
+    tuner = search_on_a_fake_clock(tmp_path, clock, 30, search=False)
+    done = [tuner.oracle.trials[i] for i in sorted(tuner.oracle.trials)]
+    assert len({trials.graph_of(t).architecture_key() for t in done}) == 1
+    assert [trials.is_refinement(t) for t in done] == [False, True]
+    assert tuner.deadline - 2.2 <= clock() <= tuner.deadline  # to within an epoch

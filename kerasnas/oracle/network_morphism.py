@@ -108,6 +108,10 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             parent, which keeps each step local. Defaults to 5.
         refine_share: fraction of the time budget kept for refining the best
             architecture at the end of the search. Defaults to 0.25; 0 turns it off.
+        search: grow architectures by morphism. Defaults to True. False is the
+            no-search ablation, for measuring what the search adds: the first
+            initial architecture is trained, then refined (trained on from its
+            best weights) for the rest of the budget, and nothing else.
         max_consecutive_failed_trials: KerasTuner stops the search after this
             many failed trials in a row. Defaults to 20 (KerasTuner's 3 would
             let a few too-large candidates end the search).
@@ -141,6 +145,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         acquisition="ei",
         cost_horizon=10,
         refine_share=0.25,
+        search=True,
         max_consecutive_failed_trials=20,
         clock=None,
         **kwargs,
@@ -164,6 +169,9 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         self.acquisition = check_choice("acquisition", acquisition, ACQUISITIONS)
         self.cost_horizon = check_number("cost_horizon", cost_horizon, low=0)
         self.refine_share = check_number("refine_share", refine_share, 0, 1, high_open=True)
+        if not isinstance(search, bool):
+            raise ValueError(f"Expected `search` to be True or False. Received: search={search!r}")
+        self.search = search
         if clock is not None and not callable(clock):
             raise ValueError(
                 f"Expected `clock` to be a function returning seconds, like `time.time`. "
@@ -179,6 +187,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
                 f"Received: initial_graphs={initial_graphs!r}"
             )
         self.initial_graphs = [g for g in initial_graphs if self._fits(g)]
+        if not self.search:
+            self.initial_graphs = self.initial_graphs[:1]
         if not self.initial_graphs:
             smallest = min(g.num_params() for g in initial_graphs)
             raise ValueError(
@@ -240,6 +250,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             # Nothing to grow from yet: wait for a running trial, or give up.
             status = _Status.IDLE if self.ongoing_trials else _Status.STOPPED
             return {"status": status, "values": None}
+        if not self.search:
+            return self._ablation(trained)
         refine = self._refinement(trained)
         if refine is not None:
             return {"status": _Status.RUNNING, "values": refine}
@@ -249,6 +261,14 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             return {"status": _Status.STOPPED, "values": None}
         graph, parent_trial_id = proposal
         return {"status": _Status.RUNNING, "values": trials.values(graph, parent_trial_id)}
+
+    def _ablation(self, trained):
+        """Without search: refine the first architecture once, for all the time left."""
+        if self.ongoing_trials or any(trials.is_refinement(t) for t in self._searched()):
+            return {"status": _Status.STOPPED, "values": None}
+        best = self.get_best_trials(1)[0]
+        values = trials.values(self.trial_graph(best), best.trial_id, refine=True)
+        return {"status": _Status.RUNNING, "values": values}
 
     def _refinement(self, trained):
         """The best trial's values with `refine` once the budget's last stretch has come."""
