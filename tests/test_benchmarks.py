@@ -35,3 +35,16 @@ def test_the_autokeras_environment_sees_the_running_interpreters_packages(tmp_pa
     ).stdout.strip()
     assert first_site.startswith(str(tmp_path / "env"))  # what is installed into it wins
     assert sys.executable != python
+
+
+def test_budgets_are_read_in_convnet_epochs_or_seconds():
+    budget = load_benchmark("budget")
+    assert budget.parse_budget("15E", 18.0) == (15.0, 270.0)
+    assert budget.parse_budget(" 90 ", 18.0) == (5.0, 90.0)
+    row = {"system": "cnn", "dataset": "digits", "seed": 1, "budget_E": 5.0, "time_limit": 1.5}
+    failed = budget.table([{**row, "error": "exit status 1"}])
+    assert "failed: exit status 1" in failed
+    ok = {**row, "test_accuracy": 0.98, "wall_seconds": 1.4, "trials": 1, "params": 21386,
+          "children_trained": 0, "best_is_descendant": False, "peak_rss_mb": 700.0}  # fmt: skip
+    assert "| 0.9800 | 1 | -0.1 |" in budget.table([ok])
+    assert budget.medians([ok, {**ok, "seed": 2, "test_accuracy": 0.96}]) == {("cnn", 5.0): 0.97}
