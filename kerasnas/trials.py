@@ -10,6 +10,7 @@ estimators, the diagrams) goes through this module, never through literal keys.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 
@@ -22,6 +23,7 @@ logger = logging.getLogger("kerasnas")
 ARCHITECTURE = "architecture"
 PARENT_TRIAL_ID = "parent_trial_id"
 REFINE = "refine"
+PLAN = "plan"  # the trial's time plan, as JSON (see `TrialPlan`)
 
 # Metrics the tuner reports besides the objective.
 TRAIN_SECONDS = "train_seconds"  # the whole trial: setup and training
@@ -34,18 +36,60 @@ TRIAL_FILE = "trial.json"  # KerasTuner's record of a trial, in its trial folder
 CHECKPOINT = "checkpoint.weights.h5"  # a trial's best weights, in its trial folder
 
 
-def values(graph, parent_trial_id="", refine=False):
+class TrialPlan:
+    """How a trial trains: decided by the oracle, carried in the trial, executed by the tuner.
+
+    Args:
+        seconds: training time allowed from the trial's start, or None without a deadline.
+        patience: `EarlyStopping` patience in epochs, or None for no early stopping.
+        learning_rate_scale: factor on the tuner's learning rate. Defaults to 1.0.
+    """
+
+    def __init__(self, seconds=None, patience=None, learning_rate_scale=1.0):
+        self.seconds = None if seconds is None else float(seconds)
+        self.patience = None if patience is None else int(patience)
+        self.learning_rate_scale = float(learning_rate_scale)
+
+    def get_config(self):
+        return {
+            "seconds": self.seconds,
+            "patience": self.patience,
+            "learning_rate_scale": self.learning_rate_scale,
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __eq__(self, other):
+        return isinstance(other, TrialPlan) and self.get_config() == other.get_config()
+
+    def __repr__(self):
+        return f"TrialPlan({self.get_config()})"
+
+
+def values(graph, parent_trial_id="", refine=False, plan=None):
     """The hyperparameter values of a trial that trains `graph`.
 
     Args:
         graph: the `Graph` to train.
         parent_trial_id: the trained trial whose weights it starts from. Defaults to `""`.
         refine: whether the trial trains its parent on. Defaults to False.
+        plan: its `TrialPlan`. Defaults to None (the tuner's defaults).
 
     Returns:
         A dict for `Oracle.populate_space`'s `"values"`.
     """
-    return {ARCHITECTURE: graph.to_json(), PARENT_TRIAL_ID: parent_trial_id, REFINE: refine}
+    found = {ARCHITECTURE: graph.to_json(), PARENT_TRIAL_ID: parent_trial_id, REFINE: refine}
+    if plan is not None:
+        found[PLAN] = json.dumps(plan.get_config())
+    return found
+
+
+def plan_of(trial):
+    """The trial's `TrialPlan`, or None if it carries none (a run from an older version)."""
+    text = trial.hyperparameters.values.get(PLAN)
+    return None if not text else TrialPlan.from_config(json.loads(text))
 
 
 def has_architecture(trial):

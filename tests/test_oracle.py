@@ -215,6 +215,9 @@ def test_max_model_size_below_every_initial_architecture_is_an_error(tmp_path):
         ({"max_model_size": 0}, "max_model_size.*>= 1"),
         ({"initial_graphs": []}, "initial_graphs.*non-empty"),
         ({"clock": 3.0}, "clock.*function"),
+        ({"patience": -1}, "patience.*>= 0"),
+        ({"trial_share": 1.5}, "trial_share.*<= 1"),
+        ({"trial_share": 0}, "trial_share.*> 0"),
     ],
 )
 def test_bad_arguments_name_themselves(tmp_path, kwargs, match):
@@ -359,3 +362,36 @@ def test_without_search_the_first_architecture_is_trained_then_refined_and_nothi
 def test_search_must_be_a_bool(tmp_path):
     with pytest.raises(ValueError, match="search.*True or False"):
         make_oracle(tmp_path, search="no")
+
+
+def test_the_oracle_plans_each_trials_time_patience_and_rate(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock)
+    first = oracle.create_trial("tuner0")
+    assert trials.plan_of(first) == trials.TrialPlan(None, 3, 1.0)  # no deadline yet
+    first.status = "COMPLETED"
+    graph = trials.graph_of(first)
+    epoch = 10.0
+    oracle.update_trial(first.trial_id, {"val_accuracy": 0.5, EPOCH_SECONDS: epoch})
+    oracle.end_trial(first)
+    oracle.set_deadline(clock() + 1000, budget=1000)
+    plan = oracle.plan(graph)
+    assert plan.seconds == pytest.approx(300)  # 30% of the time left
+    assert plan.patience == 3 and plan.learning_rate_scale == 1.0
+    clock.advance(960)  # 40 s left: 12 s, but never under 1.5 epochs
+    plan = oracle.plan(graph)
+    assert plan.seconds == pytest.approx(15) and plan.patience == 1
+    refine = oracle.plan(graph, refine=True)
+    assert refine == trials.TrialPlan(40, None, 0.5)  # all the time left, no early stopping
+    clock.advance(35)
+    assert oracle.plan(graph).seconds == pytest.approx(5)  # never past the deadline
+
+
+def test_a_plan_travels_in_the_trial_and_survives_resume(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock)
+    oracle.set_deadline(clock() + 600)
+    trial = oracle.create_trial("tuner0")
+    oracle.save()
+    reloaded = make_oracle(tmp_path, clock=clock)
+    reloaded.reload()
+    assert trials.plan_of(reloaded.trials[trial.trial_id]) == trials.plan_of(trial)
+    assert trials.plan_of(trial).seconds == pytest.approx(180)

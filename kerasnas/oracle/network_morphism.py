@@ -108,6 +108,12 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             parent, which keeps each step local. Defaults to 5.
         refine_share: fraction of the time budget kept for refining the best
             architecture at the end of the search. Defaults to 0.25; 0 turns it off.
+        trial_share: under a deadline, the fraction of the time left that one
+            trial may train (always room for one and a half epochs, by the
+            epoch-time estimate); a refinement gets all the time left. Defaults to 0.3.
+        patience: most `EarlyStopping` patience in epochs; a trial with room for
+            few epochs gets less (a quarter of the epochs that fit, at least 1);
+            a refinement has none (its time-annealed schedule ends it). Defaults to 3.
         search: grow architectures by morphism. Defaults to True. False is the
             no-search ablation, for measuring what the search adds: the first
             initial architecture is trained, then refined (trained on from its
@@ -145,6 +151,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         acquisition="ei",
         cost_horizon=10,
         refine_share=0.25,
+        trial_share=0.3,
+        patience=3,
         search=True,
         max_consecutive_failed_trials=20,
         clock=None,
@@ -169,6 +177,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         self.acquisition = check_choice("acquisition", acquisition, ACQUISITIONS)
         self.cost_horizon = check_number("cost_horizon", cost_horizon, low=0)
         self.refine_share = check_number("refine_share", refine_share, 0, 1, high_open=True)
+        self.trial_share = check_number("trial_share", trial_share, 0, 1, low_open=True)
+        self.patience = check_int("patience", patience, minimum=0)
         if not isinstance(search, bool):
             raise ValueError(f"Expected `search` to be True or False. Received: search={search!r}")
         self.search = search
@@ -245,7 +255,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         for graph in self.initial_graphs:
             fits = self._epochs_left(graph) >= INITIAL_EPOCHS
             if graph.architecture_key() not in tried and fits:
-                return {"status": _Status.RUNNING, "values": trials.values(graph)}
+                values = trials.values(graph, plan=self.plan(graph))
+                return {"status": _Status.RUNNING, "values": values}
         if not trained:
             # Nothing to grow from yet: wait for a running trial, or give up.
             status = _Status.IDLE if self.ongoing_trials else _Status.STOPPED
@@ -260,14 +271,16 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         if proposal is None:
             return {"status": _Status.STOPPED, "values": None}
         graph, parent_trial_id = proposal
-        return {"status": _Status.RUNNING, "values": trials.values(graph, parent_trial_id)}
+        values = trials.values(graph, parent_trial_id, plan=self.plan(graph))
+        return {"status": _Status.RUNNING, "values": values}
 
     def _ablation(self, trained):
         """Without search: refine the first architecture once, for all the time left."""
         if self.ongoing_trials or any(trials.is_refinement(t) for t in self._searched()):
             return {"status": _Status.STOPPED, "values": None}
         best = self.get_best_trials(1)[0]
-        values = trials.values(self.trial_graph(best), best.trial_id, refine=True)
+        graph = self.trial_graph(best)
+        values = trials.values(graph, best.trial_id, refine=True, plan=self.plan(graph, True))
         return {"status": _Status.RUNNING, "values": values}
 
     def _refinement(self, trained):
@@ -283,7 +296,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         refined = {trials.parent_of(t) for t in self._searched() if trials.is_refinement(t)}
         if trials.is_refinement(best) or best.trial_id in refined:
             return None  # refined already: what time is left goes to the search
-        return trials.values(graph, best.trial_id, refine=True)
+        return trials.values(graph, best.trial_id, refine=True, plan=self.plan(graph, True))
 
     def epoch_seconds(self, graph):
         """Seconds one epoch of `graph` should take, or None before any trial was timed.
@@ -297,6 +310,31 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             if t.status == _Status.COMPLETED and t.metrics.exists(EPOCH_SECONDS)
         ]
         return float(np.median(rates)) * graph.flops() if rates else None
+
+    def plan(self, graph, refine=False):
+        """The `TrialPlan` of a trial of `graph` starting now: its time, patience and rate.
+
+        Without a deadline: no time limit and the full patience. Under one: a
+        share of the time left (all of it for a refinement), never less than
+        one and a half epochs, and a patience of at most a quarter of the
+        epochs that fit. A refinement trains on at half the learning rate: a
+        full-rate restart would spend part of its few epochs relearning.
+        """
+        scale = 0.5 if refine else 1.0
+        if self.deadline is None:
+            return trials.TrialPlan(None, None if refine else self.patience, scale)
+        remaining = max(0.0, self.deadline - self.clock())
+        epoch = self.epoch_seconds(graph)
+        share = remaining if refine else remaining * self.trial_share
+        if epoch is not None:
+            share = max(share, 1.5 * epoch)
+        seconds = min(remaining, share)
+        if refine:
+            return trials.TrialPlan(seconds, None, scale)
+        patience = self.patience
+        if epoch is not None:
+            patience = int(min(patience, max(1, (seconds / max(epoch, 1e-9)) // 4)))
+        return trials.TrialPlan(seconds, patience, scale)
 
     def _epochs_left(self, graph):
         """How many epochs of `graph` fit in the time left (inf without a deadline or timings)."""
