@@ -8,6 +8,7 @@ names the file and says what to do. Every layer may import this module.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -50,24 +51,7 @@ def write_json(path, obj, indent=2):
         TypeError: if `obj` is not JSON-serialisable; `path` is left as it was.
     """
     text = json.dumps(obj, indent=indent)  # fails before touching the disk
-    folder = os.path.dirname(os.path.abspath(path))
-    handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with _suppress_os_error():
-            os.unlink(tmp)
-        raise
-    with _suppress_os_error():  # make the rename itself durable
-        directory = os.open(folder, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
+    _write_atomically(path, "w", lambda f: f.write(text))
 
 
 def read_json(path, fix="Pass overwrite=True to start afresh, or use another directory."):
@@ -128,18 +112,33 @@ def save_weights(model, path):
 
 def copy_file(source, path):
     """Copies `source` to `path` atomically (a temporary file beside `path`, fsync, rename)."""
+    with open(source, "rb") as src:
+        _write_atomically(path, "wb", lambda f: shutil.copyfileobj(src, f))
+
+
+def _write_atomically(path, mode, write):
+    """Calls `write(f)` on a temporary file beside `path`, then renames it to `path`.
+
+    A crash or a full disk leaves `path` as it was and no temporary file behind.
+    """
     folder = os.path.dirname(os.path.abspath(path))
     handle, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "wb") as f, open(source, "rb") as src:
-            shutil.copyfileobj(src, f)
+        with os.fdopen(handle, mode) as f:
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
-        with _suppress_os_error():
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    with contextlib.suppress(OSError):  # make the rename itself durable
+        directory = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
 
 
 def is_disk_full(error):
@@ -154,11 +153,3 @@ def is_disk_full(error):
             return True
         error = error.__cause__ or error.__context__
     return False
-
-
-class _suppress_os_error:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, kind, value, traceback):
-        return kind is not None and issubclass(kind, OSError)
