@@ -53,17 +53,20 @@ class MorphismTuner(keras_tuner.Tuner):
     `run_trial` builds the trial's `Graph` (see `kerasnas.trials`); when the
     trial has a parent it loads the parent's best weights from the shared
     directory and maps them onto the child with `transfer`, so the child
-    starts computing what its parent did. Training uses `EarlyStopping` on
-    the objective, `TimeBudget` and `TimeCosineDecay` for the trial's share of
-    the time left, and keeps the best epoch's weights as
-    `checkpoint.weights.h5` in the trial's folder. A refinement trial (the
-    best architecture proposed again at the end of the search) trains on from
-    its parent's weights at half the learning rate, for all the time left,
-    without early stopping.
+    starts computing what its parent did. It keeps the best epoch's weights
+    as `checkpoint.weights.h5` in the trial's folder.
 
-    The deadline belongs to the oracle (`NetworkMorphismOracle.set_deadline`);
-    `TimeBudget` ends each trial early enough for its last validation pass and
-    weight save to finish by the trial's deadline.
+    The oracle owns the time: it sets the search's deadline
+    (`NetworkMorphismOracle.set_deadline`) and gives each trial a
+    `kerasnas.trials.TrialPlan` (its time allowance, `EarlyStopping`
+    patience and learning-rate scale) that travels in the trial's values, so
+    a resumed search and distributed workers follow it. The tuner executes
+    the plan: `TimeBudget` ends the trial early enough for its last
+    validation pass and weight save to finish by the trial's deadline, and
+    `TimeCosineDecay` anneals the learning rate towards that deadline. A
+    refinement (the best architecture proposed again at the end of the
+    search) trains on from its parent's weights at half the rate, for all
+    the time left, without early stopping.
 
     A candidate that fails (NaN loss, out of memory, too many parameters)
     fails its trial and the search goes on.
@@ -77,11 +80,6 @@ class MorphismTuner(keras_tuner.Tuner):
         learning_rate: initial Adam learning rate. Defaults to 1e-3.
         batch_size: training batch size. Defaults to 128.
         max_epochs: most epochs a trial trains. Defaults to 100.
-        patience: most `EarlyStopping` patience in epochs; under a deadline a
-            trial with room for few epochs gets less (a quarter of the epochs
-            that fit, at least 1). Defaults to 3.
-        trial_share: fraction of the time left that one trial may use (a
-            trial always gets room for at least one epoch). Defaults to 0.3.
         max_model_size: trials whose graph has more parameters fail. Defaults to None.
         verbose: print a line per trial (1 or True) and Keras' progress bar. Defaults to True.
         clock: the time function. Defaults to the oracle's (`time.time`).
@@ -100,8 +98,6 @@ class MorphismTuner(keras_tuner.Tuner):
         learning_rate=1e-3,
         batch_size=128,
         max_epochs=100,
-        patience=3,
-        trial_share=0.3,
         max_model_size=None,
         verbose=True,
         clock=None,
@@ -118,12 +114,9 @@ class MorphismTuner(keras_tuner.Tuner):
         self.learning_rate = check_number("learning_rate", learning_rate, low=0, low_open=True)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.max_epochs = check_int("max_epochs", max_epochs, minimum=1)
-        self.patience = check_int("patience", patience, minimum=0)
-        self.trial_share = check_number("trial_share", trial_share, 0, 1, low_open=True)
         self.verbose = check_int("verbose", int(verbose), minimum=0) if verbose is not None else 0
         self.clock = clock or getattr(oracle, "clock", None) or time.time
         self._deadline = None  # used only when the oracle is remote (a distributed worker)
-        self._seconds_per_flop = []  # this process's measurements, for a remote oracle
         self._trials_started = 0
         self._last_seen_started = -1
 
@@ -189,38 +182,20 @@ class MorphismTuner(keras_tuner.Tuner):
         else:
             self._deadline = value
 
-    def _trial_deadline(self, graph, refine=False):
-        """When this trial must stop: its share of the time left, at least one epoch."""
-        if self.deadline is None:
-            return None
-        now = self.clock()
-        remaining = self.deadline - now
-        epoch = self.estimate_epoch_seconds(graph)
-        share = remaining if refine else remaining * self.trial_share
-        if epoch is not None:
-            share = max(share, 1.5 * epoch)
-        return now + min(remaining, share)
+    def _plan(self, trial):
+        """The trial's `TrialPlan` (from the oracle), or the defaults of an older run's trial."""
+        plan = trials.plan_of(trial)
+        if plan is not None:
+            return plan
+        refine = trials.is_refinement(trial)
+        return trials.TrialPlan(None, None if refine else 3, 0.5 if refine else 1.0)
 
-    def _patience(self, graph, trial_deadline, refine=False):
-        if refine:
-            return self.max_epochs  # the time-cosine schedule, not early stopping, ends it
-        epoch = self.estimate_epoch_seconds(graph)
-        if trial_deadline is None or epoch is None:
-            return self.patience
-        fitting = (trial_deadline - self.clock()) / max(epoch, 1e-9)
-        return int(min(self.patience, max(1, fitting // 4)))
-
-    def estimate_epoch_seconds(self, graph):
-        """Seconds one epoch of `graph` should take (None before any trial was timed).
-
-        The oracle's estimate from the trial files when it runs in this
-        process; on a distributed worker, this worker's own measurements.
-        """
-        if self._local_oracle is not None:
-            return self._local_oracle.epoch_seconds(graph)
-        if not self._seconds_per_flop:
-            return None
-        return float(np.median(self._seconds_per_flop)) * graph.flops()
+    def _trial_deadline(self, plan, start):
+        """When the trial must stop: its plan's allowance, and never after the search's end."""
+        ends = [start + plan.seconds] if plan.seconds is not None else []
+        if self.deadline is not None:
+            ends.append(self.deadline)
+        return min(ends) if ends else None
 
     # ------------------------------------------------------------------ trials
 
@@ -239,8 +214,8 @@ class MorphismTuner(keras_tuner.Tuner):
                 f"The architecture has {graph.num_params():,} parameters, more than "
                 f"max_model_size={self.max_model_size:,}."
             )
-        refine = trials.is_refinement(trial)
-        trial_deadline = self._trial_deadline(graph, refine)
+        plan = self._plan(trial)
+        trial_deadline = self._trial_deadline(plan, start)
         fit_kwargs.pop("verbose", None)  # `search(verbose=...)` is KerasTuner's own display
         if isinstance(x, tf.data.Dataset):
             fit_kwargs.setdefault("shuffle", False)  # the dataset shuffles itself
@@ -248,7 +223,7 @@ class MorphismTuner(keras_tuner.Tuner):
             fit_kwargs.setdefault("batch_size", self.batch_size)
         fit_kwargs.setdefault("epochs", self.max_epochs)
         try:
-            model = self._build_and_compile(trial)
+            model = self._build_and_compile(trial, plan)
         except (MemoryError, tf.errors.ResourceExhaustedError) as e:
             raise errors.FailedTrialError(f"Out of memory: {e}") from e
         except Exception as e:
@@ -265,7 +240,8 @@ class MorphismTuner(keras_tuner.Tuner):
                 keras.callbacks.EarlyStopping(
                     monitor=objective.name,
                     mode=objective.direction,
-                    patience=self._patience(graph, trial_deadline, refine),
+                    # No patience: the time-annealed schedule, not early stopping, ends it.
+                    patience=self.max_epochs if plan.patience is None else plan.patience,
                 ),
                 timer,
                 saver,
@@ -303,7 +279,6 @@ class MorphismTuner(keras_tuner.Tuner):
                 f"No epoch produced a finite `{objective.name}` (the loss may have become NaN)."
             )
         epoch_seconds = float(np.mean(timer.epoch_seconds))
-        self._seconds_per_flop.append(epoch_seconds / max(graph.flops(), 1))
         return {
             objective.name: saver.best,
             TRAIN_SECONDS: self.clock() - start,
@@ -312,13 +287,9 @@ class MorphismTuner(keras_tuner.Tuner):
             EPOCHS: len(timer.epoch_seconds),
         }
 
-    def _build_and_compile(self, trial):
+    def _build_and_compile(self, trial, plan):
         strategy = self.distribution_strategy
-        # A refinement resumes annealed weights: a full-rate restart would spend
-        # part of its few epochs relearning what it knew.
-        learning_rate = self.learning_rate
-        if trials.is_refinement(trial):
-            learning_rate *= 0.5
+        learning_rate = self.learning_rate * plan.learning_rate_scale
         # As KerasTuner's own trials do: free earlier trials' models and traced functions.
         keras.backend.clear_session()
         gc.collect()

@@ -159,9 +159,6 @@ def test_the_last_stretch_refines_the_best_trial_until_the_deadline(tmp_path, cl
         ({"batch_size": -1}, "batch_size"),
         ({"learning_rate": 0}, "learning_rate.*> 0"),
         ({"max_epochs": 0}, "max_epochs.*>= 1"),
-        ({"patience": -1}, "patience.*>= 0"),
-        ({"trial_share": 1.5}, "trial_share.*<= 1"),
-        ({"trial_share": 0}, "trial_share.*> 0"),
         ({"max_model_size": 0}, "max_model_size"),
     ],
 )
