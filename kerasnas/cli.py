@@ -11,8 +11,6 @@ import traceback
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
-
 
 class UsageError(Exception):
     """A mistake in what the user typed or pointed at: one line, exit status 2."""
@@ -34,7 +32,8 @@ def parse_duration(text):
 
 
 def load_data(path, grayscale=False, image_size=None):
-    """`(x, y)` from an `.npz` holding `x` and `y`, or a folder of one subfolder per class."""
+    """`(x, y)` from an `.npz` holding `x` and `y`, or `(folder, None)` for a folder of one
+    subfolder per class (read by kerasnas itself, streamed when large)."""
     import numpy as np
 
     if not os.path.exists(path):
@@ -48,65 +47,57 @@ def load_data(path, grayscale=False, image_size=None):
                     raise UsageError(
                         f"{path} must hold arrays named 'x' and 'y'; it holds {sorted(data.files)}"
                     )
-                return data["x"], data["y"]
+                x, y = data["x"], data["y"]
         except (OSError, ValueError) as e:
             raise UsageError(f"cannot read {path}: {e}") from None
-    classes = sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)))
-    images = [
-        f
-        for c in classes
-        for f in os.listdir(os.path.join(path, c))
-        if f.lower().endswith(IMAGE_SUFFIXES)
-    ]
-    if not classes or not images:
-        raise UsageError(
-            f"{path} holds no images in class subfolders (expected {path}/<class>/<image>.png)"
+        if grayscale and x.ndim == 4 and x.shape[-1] in (3, 4):
+            x = np.round(x[..., :3] @ np.array([0.2989, 0.587, 0.114])).astype(x.dtype)
+        return x, y
+    from kerasnas.tasks import data
+
+    files, _, _ = data.list_folder(path, "DATA")  # ValueError: one line, status 2
+    if grayscale:
+        return _grayscale_folder(path, files, image_size), None
+    return path, None
+
+
+def _grayscale_folder(path, files, image_size):
+    """The folder read in grayscale: a Dataset of (image, class name)."""
+    from kerasnas.tasks import data
+
+    sizes, _ = data.scan_images(files)  # names an unreadable file
+    size = tuple(image_size) if image_size else data.folder_size(sizes)
+    _, labels, _ = data.list_folder(path, "DATA")
+    return data.folder_stream(files, labels, size, 1)()
+
+
+def parse_size(text):
+    """`(height, width)` from `32`, `32x32` or `32,48`."""
+    match = re.fullmatch(r"\s*(\d+)\s*(?:[x,]\s*(\d+))?\s*", text)
+    if not match or int(match.group(1)) < 1 or (match.group(2) and int(match.group(2)) < 1):
+        raise argparse.ArgumentTypeError(
+            f"expected an image size such as 32 or 32x48 (height x width); got {text!r}"
         )
-    import keras
-
-    try:
-        dataset = keras.utils.image_dataset_from_directory(
-            path,
-            labels="inferred",
-            label_mode="int",
-            batch_size=None,
-            shuffle=False,
-            color_mode="grayscale" if grayscale else "rgb",
-            image_size=image_size or _first_image_size(path, classes),
-            verbose=False,
-        )
-    except Exception as e:  # TensorFlow raises several kinds for unreadable images
-        raise UsageError(f"cannot read the images in {path}: {str(e).splitlines()[0]}") from None
-    pairs = list(dataset.as_numpy_iterator())
-    x = np.stack([p[0] for p in pairs]).astype("uint8")
-    y = np.array(dataset.class_names)[np.array([p[1] for p in pairs])]
-    return x, y
+    height = int(match.group(1))
+    return height, int(match.group(2) or height)
 
 
-def _first_image_size(path, classes):
-    import keras
-
-    for c in classes:
-        for f in sorted(os.listdir(os.path.join(path, c))):
-            if f.lower().endswith(IMAGE_SUFFIXES):
-                try:
-                    image = keras.utils.load_img(os.path.join(path, c, f))
-                except Exception as e:
-                    raise UsageError(f"cannot read image {os.path.join(path, c, f)}: {e}") from None
-                return image.height, image.width
-    raise UsageError(f"{path} holds no images")
+def _verbosity(args):
+    return 0 if args.quiet else (2 if args.verbose else 1)
 
 
 def _fit(args):
     import kerasnas
 
-    x, y = load_data(args.data, grayscale=args.grayscale)
+    x, y = load_data(args.data, grayscale=args.grayscale, image_size=args.image_size)
     clf = kerasnas.ImageClassifier(
         directory=args.directory,
         project_name="search",
         overwrite=args.overwrite,
         seed=args.seed,
         max_trials=args.max_trials,
+        resize_shape=args.image_size,
+        verbose=_verbosity(args),
     )
     clf.fit(x, y, time_limit=args.time_limit)
     best = clf.history.set_index("trial_id").loc[clf.best_trial_id_]
@@ -123,25 +114,28 @@ def _load(directory):
 
 
 def _predict(args):
-    import keras
     import numpy as np
+
+    from kerasnas.tasks import data
 
     clf = _load(args.directory)
     shape = clf.input_shape_
     channels = 1 if len(shape) == 2 else shape[-1]
-    modes = {1: "grayscale", 3: "rgb", 4: "rgba"}
-    images = []
-    for path in args.images:
-        try:
-            image = keras.utils.load_img(
-                path, color_mode=modes.get(channels, "rgb"), target_size=tuple(shape[:2])
-            )
-        except Exception as e:
-            raise UsageError(f"cannot read image {path}: {e}") from None
-        array = keras.utils.img_to_array(image, dtype=clf.input_dtype_)
-        images.append(array.reshape(shape))
-    probabilities = clf.predict_proba(np.stack(images))
-    for path, row in zip(args.images, probabilities):
+    paths = []
+    for path in args.images:  # a folder stands for the images in it
+        if os.path.isdir(path):
+            paths += data.list_folder(path, "IMAGE", need_classes=False)[0]
+        elif not os.path.isfile(path):
+            raise UsageError(f"no such file or folder: {path}")
+        else:
+            paths.append(path)
+    data.scan_images(paths)  # names an unreadable file
+    # Read as `fit` read its folder: same size, channels and resizing.
+    stream = data.folder_stream(paths, None, tuple(shape[:2]), channels)()
+    images = np.concatenate(list(stream.batch(256).as_numpy_iterator()))
+    images = images.reshape((-1, *shape)).astype(clf.input_dtype_)
+    probabilities = clf.predict_proba(images)
+    for path, row in zip(paths, probabilities):
         print(f"{path}\t{clf.classes_[row.argmax()]}\t{row.max():.4f}")
 
 
@@ -188,6 +182,15 @@ def build_parser():
     fit.add_argument("--max-trials", type=int, default=None)
     fit.add_argument("--seed", type=int, default=None)
     fit.add_argument("--grayscale", action="store_true", help="read images as grayscale")
+    fit.add_argument(
+        "--image-size",
+        type=parse_size,
+        default=None,
+        help="resize images to HxW, e.g. 32 or 32x48 (default: a folder's most common size)",
+    )
+    loud = fit.add_mutually_exclusive_group()
+    loud.add_argument("-q", "--quiet", action="store_true", help="print only the result")
+    loud.add_argument("-v", "--verbose", action="store_true", help="also a line per epoch")
     fit.add_argument("--overwrite", action="store_true", help="start afresh")
     fit.set_defaults(run=_fit)
 

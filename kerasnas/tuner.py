@@ -22,6 +22,7 @@ from kerasnas.arguments import check_int, check_number
 from kerasnas.callbacks import EpochTimer, TimeBudget, TimeCosineDecay
 from kerasnas.graph import transfer
 from kerasnas.oracle import NetworkMorphismOracle
+from kerasnas.output import check_verbose, keras_fit_verbose, say
 from kerasnas.trials import EPOCH_SECONDS, EPOCHS, SETUP_SECONDS, TRAIN_SECONDS
 
 logger = logging.getLogger("kerasnas")
@@ -81,7 +82,9 @@ class MorphismTuner(keras_tuner.Tuner):
         batch_size: training batch size. Defaults to 128.
         max_epochs: most epochs a trial trains. Defaults to 100.
         max_model_size: trials whose graph has more parameters fail. Defaults to None.
-        verbose: print a line per trial (1 or True) and Keras' progress bar. Defaults to True.
+        verbose: 0 silent; 1 (or True) a line when each trial starts and ends, and
+            Keras' progress bars when the output is interactive; 2 those lines and
+            one line per epoch, no bars (see `kerasnas.output`). Defaults to True.
         clock: the time function. Defaults to the oracle's (`time.time`).
         **kwargs: passed on to `keras_tuner.Tuner` (`directory`,
             `project_name`, `overwrite`, `distribution_strategy`).
@@ -114,7 +117,7 @@ class MorphismTuner(keras_tuner.Tuner):
         self.learning_rate = check_number("learning_rate", learning_rate, low=0, low_open=True)
         self.batch_size = check_int("batch_size", batch_size, minimum=1)
         self.max_epochs = check_int("max_epochs", max_epochs, minimum=1)
-        self.verbose = check_int("verbose", int(verbose), minimum=0) if verbose is not None else 0
+        self.verbose = check_verbose(0 if verbose is None else verbose)
         self.clock = clock or getattr(oracle, "clock", None) or time.time
         self._deadline = None  # used only when the oracle is remote (a distributed worker)
         self._trials_started = 0
@@ -246,6 +249,8 @@ class MorphismTuner(keras_tuner.Tuner):
                 timer,
                 saver,
             ]
+            if self.verbose == 2:
+                all_callbacks.append(_EpochLine(trial.trial_id, fit_kwargs["epochs"]))
             # As KerasTuner does: each trial gets its own copies of the user's callbacks.
             all_callbacks += copy.deepcopy(list(callbacks or []))
             if trial_deadline is not None:
@@ -261,7 +266,7 @@ class MorphismTuner(keras_tuner.Tuner):
                 y,
                 validation_data=validation_data,
                 callbacks=all_callbacks,
-                verbose=1 if self.verbose else 0,
+                verbose=keras_fit_verbose(self.verbose),
                 **fit_kwargs,
             )
         except (MemoryError, tf.errors.ResourceExhaustedError) as e:
@@ -331,12 +336,9 @@ class MorphismTuner(keras_tuner.Tuner):
             parent = trials.parent_of(trial) or "-"
             if trials.is_refinement(trial):
                 parent += ", refining it"
-            left = ""
-            if self.deadline is not None:
-                left = f", {max(0.0, self.deadline - self.clock()):.0f} s left"
-            print(
-                f"\nTrial {trial.trial_id}: {graph.summary()} "
-                f"({graph.num_params():,} params, parent {parent}{left})"
+            say(
+                f"Trial {trial.trial_id}: {graph.summary()} "
+                f"({graph.num_params():,} params, parent {parent}{self._time_left()})"
             )
 
     def on_trial_end(self, trial):
@@ -344,10 +346,35 @@ class MorphismTuner(keras_tuner.Tuner):
         if self.verbose:
             done = self.oracle.get_trial(trial.trial_id)
             score = "failed" if done.score is None else f"{done.score:.4f}"
-            print(
+            best = [t for t in self.oracle.get_best_trials(1) if t.score is not None]
+            best = f", best {best[0].score:.4f} (trial {best[0].trial_id})" if best else ""
+            say(
                 f"Trial {trial.trial_id} {done.status.lower()}: "
-                f"{self.oracle.objective.name} = {score}"
+                f"{self.oracle.objective.name} = {score}{best}{self._time_left()}"
             )
+
+    def _time_left(self):
+        if self.deadline is None:
+            return ""
+        return f", {max(0.0, self.deadline - self.clock()):.0f} s left"
+
+
+class _EpochLine(keras.callbacks.Callback):
+    """`verbose=2`: one line per epoch, through `kerasnas.output.say` (no progress bar)."""
+
+    def __init__(self, trial_id, epochs):
+        super().__init__()
+        self.trial_id = trial_id
+        self.epochs = epochs
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        values = ", ".join(f"{k} {float(v):.4f}" for k, v in sorted((logs or {}).items()))
+        seconds = time.time() - (self._start or time.time())
+        say(f"Trial {self.trial_id} epoch {epoch + 1}/{self.epochs}: {values} ({seconds:.1f} s)")
 
 
 def _validation_steps(validation_data, batch_size):

@@ -28,11 +28,16 @@ def assert_one_line_error(result, match):
 
 
 def image_folder(root, n=90):
+    """PNGs of 8x8, and every tenth image a colour JPEG of 16x16."""
     x, y = quadrant_images(n, 0)
     for i, (image, label) in enumerate(zip(x, y)):
         folder = root / ["left", "right", "bottom"][label]
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(folder / f"{i}.png")
+        if i % 10 == 5:
+            picture = Image.fromarray(image).resize((16, 16), Image.NEAREST).convert("RGB")
+            picture.save(folder / f"{i}.jpg", quality=95)
+        else:
+            Image.fromarray(image).save(folder / f"{i}.png")
     return root
 
 
@@ -50,6 +55,8 @@ def test_durations():
         (["fit", "data", "--directory", "x", "--time-limit", "soon"], "expected a duration"),
         (["fit", "/no/such/folder", "--directory", "x"], "no such file or folder"),
         (["predict", "/no/such/run", "a.png"], "No finished kerasnas search"),
+        (["fit", "d", "--directory", "x", "--image-size", "0x3"], "expected an image size"),
+        (["fit", "d", "--directory", "x", "-q", "-v"], "not allowed with argument"),
     ],
 )
 def test_bad_arguments_get_one_line(args, match):
@@ -65,7 +72,10 @@ def test_empty_folder_and_unreadable_images(tmp_path):
     bad.mkdir(parents=True)
     (bad / "1.png").write_bytes(b"not a png")
     assert_one_line_error(
-        run("fit", tmp_path / "bad", "--directory", tmp_path / "r"), "cannot read"
+        run("fit", tmp_path / "bad", "--directory", tmp_path / "r"), "cannot read 1 file(s)"
+    )
+    assert_one_line_error(
+        run("fit", tmp_path / "bad", "--directory", tmp_path / "r"), str(bad / "1.png")
     )
     np.savez(tmp_path / "wrong.npz", images=np.zeros((3, 8, 8)))
     assert_one_line_error(
@@ -90,14 +100,17 @@ def test_fit_predict_export_report(tmp_path):
         "--grayscale",
         "--seed",
         "0",
+        "-q",
     )
     assert fitted.returncode == 0, fitted.stderr
-    assert "validation accuracy" in fitted.stdout
+    assert fitted.stdout.startswith("best trial") and fitted.stdout.count("\n") == 1  # -q
     images = sorted((data / "left").glob("*.png"))[:2]
     predicted = run("predict", runs, *images)
     assert predicted.returncode == 0, predicted.stderr
     lines = predicted.stdout.strip().splitlines()
     assert len(lines) == 2 and all(line.split("\t")[1] == "left" for line in lines)
+    whole = run("predict", runs, data / "left")  # a folder: each image in it
+    assert len(whole.stdout.strip().splitlines()) == len(list((data / "left").iterdir()))
     assert run("export", runs, tmp_path / "serving").returncode == 0
     assert (tmp_path / "serving" / "saved_model.pb").exists()
     reported = run("report", runs, "--out", tmp_path / "report")

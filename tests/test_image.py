@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -132,8 +133,10 @@ def test_bad_input_is_refused_before_training(kwargs, match, tmp_path):
 
 
 def test_directory_and_its_old_name_path_together_is_an_error(tmp_path):
+    clf = kerasnas.ImageClassifier(directory=str(tmp_path), path=str(tmp_path))  # only stored
+    x, y = quadrant_images(30, 0)
     with pytest.raises(ValueError, match="not both"):
-        kerasnas.ImageClassifier(directory=str(tmp_path), path=str(tmp_path))
+        clf.fit(x, y, time_limit=30)
     assert kerasnas.ImageClassifier().project_dir is None  # fit makes a temporary folder
 
 
@@ -465,6 +468,12 @@ def test_a_drop_remainder_dataset_is_read_as_batches(resized_classifier):
     clf, small = resized_classifier
     assert clf.input_shape_ == (4, 4)
     assert clf.predict(small[:5]).shape == (5,)
+    labels = clf.predict(small[:40])
+    pairs = tf.data.Dataset.from_tensor_slices((small[:40], labels)).batch(16)
+    images = tf.data.Dataset.from_tensor_slices(small[:40])  # unbatched, no labels
+    assert clf.predict(pairs, batch_size=8).tolist() == labels.tolist()
+    assert clf.predict(images).tolist() == labels.tolist()
+    assert clf.evaluate(pairs) == 1.0 and clf.evaluate(small[:40], labels, batch_size=4) == 1.0
 
 
 def test_the_saved_model_of_a_resizing_classifier_is_deterministic(resized_classifier, tmp_path):
@@ -486,3 +495,32 @@ def test_bytes_and_uint8_labels_survive_fit_and_load(tmp_path):
     other = kerasnas.ImageClassifier(directory=str(tmp_path / "u8"), max_trials=1, verbose=False)
     other.fit(x, y.astype("uint8"), time_limit=30, epochs=1)
     assert kerasnas.load(tmp_path / "u8").predict(x[:3]).dtype == np.uint8
+
+
+def test_one_image_without_its_batch_axis_is_told_to_add_it(resized_classifier):
+    clf, small = resized_classifier
+    with pytest.raises(ValueError, match=r"one image of shape \(4, 4\) without its batch axis"):
+        clf.predict(small[0])
+    with pytest.raises(ValueError, match=r"x\[None\]"):
+        clf.predict(small[0][..., None])
+
+
+def test_images_scaled_unlike_fit_get_a_warning(resized_classifier):
+    clf, small = resized_classifier
+    scaled = r"range over \[0\.0039\d*, 0\.98\d*\].*ranged over \[0, 25\d\].*divided by 255"
+    with pytest.warns(UserWarning, match=scaled):
+        clf.predict(small[:8] / 255.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf.predict(small[:8].astype("float32"))  # same values, another dtype: fine
+
+
+def test_load_is_a_classmethod_that_checks_the_task(resized_classifier):
+    clf, small = resized_classifier
+    again = kerasnas.ImageClassifier.load(clf.project_dir)
+    assert again.predict(small[:6]).tolist() == clf.predict(small[:6]).tolist()
+    assert (
+        again.get_params()["resize_shape"] == (8, 8) and again.trials_.keys() == clf.trials_.keys()
+    )
+    with pytest.raises(ValueError, match="holds a classification search; load it with Image"):
+        kerasnas.ImageRegressor.load(clf.project_dir)

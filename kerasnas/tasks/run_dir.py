@@ -11,7 +11,6 @@ named in `kerasnas.json` may point outside the run directory.
 
 from __future__ import annotations
 
-import fcntl
 import glob
 import os
 import re
@@ -148,25 +147,104 @@ def read_trials(project_dir):
 
 
 class DirectoryLock:
-    """An exclusive, non-blocking lock on a file beside the run directory."""
+    """An exclusive, non-blocking lock on a file beside the run directory.
+
+    `fcntl.flock` on POSIX and `msvcrt.locking` on Windows, imported when a
+    lock is taken (so `import kerasnas` needs neither); the operating system
+    releases either when the process dies. Where neither exists, the lock is
+    the file's exclusive creation (`os.O_EXCL`), holding the owner's process id;
+    a lock left by a process that is gone is taken over.
+    """
 
     def __init__(self, path):
         self.path = path
         self._file = None
+        self._unlock = None
+
+    def _busy(self):
+        return RuntimeError(
+            f"Another process is fitting into {self.path[:-5]}; wait for it to finish, "
+            "or use another directory or project_name."
+        )
 
     def __enter__(self):
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        self._file = open(self.path, "a")
         try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._file.close()
-            raise RuntimeError(
-                f"Another process is fitting into {self.path[:-5]}; wait for it to finish, "
-                "or use another directory or project_name."
-            ) from None
+            import fcntl
+        except ImportError:
+            fcntl = None
+        if fcntl is not None:
+            self._file = open(self.path, "a")
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self._file.close()
+                raise self._busy() from None
+            self._unlock = lambda: fcntl.flock(self._file, fcntl.LOCK_UN)
+            return self
+        try:
+            import msvcrt
+        except ImportError:
+            msvcrt = None
+        if msvcrt is not None:
+            self._file = open(self.path, "a+")
+            try:
+                self._file.seek(0)
+                msvcrt.locking(self._file.fileno(), msvcrt.LK_NBLCK, 1)
+            except OSError:
+                self._file.close()
+                raise self._busy() from None
+
+            def unlock():
+                self._file.seek(0)
+                msvcrt.locking(self._file.fileno(), msvcrt.LK_UNLCK, 1)
+
+            self._unlock = unlock
+            return self
+        self._exclusive_create()
         return self
 
+    def _exclusive_create(self):
+        path = self.path + ".pid"
+        for _ in range(2):
+            try:
+                handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                if _owner_alive(path):
+                    raise self._busy() from None
+                try:
+                    os.unlink(path)  # left by a process that is gone
+                except FileNotFoundError:
+                    pass
+                continue
+            with os.fdopen(handle, "w") as f:
+                f.write(str(os.getpid()))
+            self._unlock = lambda: os.unlink(path)
+            return
+        raise self._busy()
+
     def __exit__(self, *exc):
-        fcntl.flock(self._file, fcntl.LOCK_UN)
-        self._file.close()
+        try:
+            if self._unlock is not None:
+                self._unlock()
+        finally:
+            if self._file is not None:
+                self._file.close()
+            self._file, self._unlock = None, None
+
+
+def _owner_alive(path):
+    try:
+        with open(path) as f:
+            pid = int(f.read().strip() or 0)
+    except (OSError, ValueError):
+        return True  # being written: assume alive
+    if pid <= 0:
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True

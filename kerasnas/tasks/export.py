@@ -1,0 +1,97 @@
+"""What a fitted task hands out: Keras models with the preprocessing, SavedModels, history."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from kerasnas import files, trials
+
+
+def with_preprocessing(task, model):
+    """`model` behind `task`'s preprocessing: a `keras.Model` from raw images as given to `fit`."""
+    import keras
+
+    raw = keras.Input(shape=task.input_shape_, dtype=task.input_dtype_, name="image")
+    x = raw
+    if len(task.input_shape_) == 2:
+        x = keras.layers.Reshape((*task.input_shape_, 1), name="add_channel")(x)
+    outputs = model(task.preprocessor_(x))
+    return keras.Model(raw, outputs, name=f"kerasnas_{task.task}")
+
+
+def saved_model(task, path):
+    """Writes `task`'s model as a TensorFlow SavedModel, with `kerasnas_labels.json`.
+
+    The signature calls the model in inference mode explicitly
+    (`training=False`): Keras' default export leaves Dropout on when the
+    model holds a `Resizing` layer, which made served outputs random.
+    """
+    import keras
+    import tensorflow as tf
+
+    model = task.export_model()
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    archive.add_endpoint(
+        "serve",
+        lambda image: model(image, training=False),
+        input_signature=[
+            tf.TensorSpec((None, *task.input_shape_), task.input_dtype_, name="image")
+        ],
+    )
+    archive.write_out(str(path), verbose=False)
+    labels = {
+        "task": task.task,
+        "input_shape": list(task.input_shape_),
+        "input_dtype": task.input_dtype_,
+        "classes": task._targets_config().get("classes"),
+    }
+    files.write_json(os.path.join(str(path), "kerasnas_labels.json"), labels)
+    return path
+
+
+def history_frame(all_trials, objective):
+    """One row per trial (see `ImageClassifier.history`)."""
+    import pandas as pd
+
+    rows = []
+    for trial_id in sorted(all_trials):
+        trial = all_trials[trial_id]
+        row = {"trial_id": trial_id, objective: trial.score, "status": trial.status}
+        if not trials.has_architecture(trial):  # read from a damaged file
+            rows.append(row)
+            continue
+        graph = trials.graph_of(trial)
+        parent_id = trials.parent_of(trial)
+        done = 0
+        if parent_id and trials.has_architecture(all_trials.get(parent_id, trial)):
+            done = len(trials.graph_of(all_trials.get(parent_id, trial)).history)
+        row.update(
+            {
+                trials.PARENT_TRIAL_ID: parent_id,
+                "morphisms": [r["op"] for r in graph.history[done:]],
+                trials.REFINE: trials.is_refinement(trial),
+                "architecture": graph.summary(),
+                "params": graph.num_params(),
+                "flops": graph.flops(),
+                trials.EPOCHS: trials.metric(trial, trials.EPOCHS, np.nan),
+                trials.TRAIN_SECONDS: trials.metric(trial, trials.TRAIN_SECONDS, np.nan),
+            }
+        )
+        rows.append(row)
+    columns = [
+        "trial_id",
+        trials.PARENT_TRIAL_ID,
+        "morphisms",
+        trials.REFINE,
+        "architecture",
+        "params",
+        "flops",
+        trials.EPOCHS,
+        trials.TRAIN_SECONDS,
+        objective,
+        "status",
+    ]
+    return pd.DataFrame(rows, columns=columns)
