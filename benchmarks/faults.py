@@ -33,22 +33,12 @@ import time
 import warnings
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+
+from fakes import quadrant_images as images  # noqa: E402  (the tests' synthetic images)
 
 SLACK = 10.0  # seconds over the time limit that still count as "within it"
 ROWS = []
-
-
-def images(n, seed, dtype="uint8"):
-    """(n, 8, 8) images whose class (0-2) is the brightest of three quadrants, and the classes."""
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    x = rng.uniform(0, 0.3, (n, 8, 8))
-    for i, label in enumerate(y):
-        r, c = divmod(int(label), 2)
-        x[i, r * 4 : r * 4 + 4, c * 4 : c * 4 + 4] += 0.7
-    return ((x * 255).astype("uint8") if dtype == "uint8" else x.astype(dtype)), y
 
 
 def fault(name, expected):

@@ -8,7 +8,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 import pytest
-from fakes import FakeClock
+from fakes import FakeClock, quadrant_images  # noqa: F401  (tests import it from here)
 
 from kerasnas.graph import generators
 
@@ -87,17 +87,6 @@ def logits():
         return np.asarray(head(x, training=False))
 
     return compute
-
-
-def quadrant_images(n, seed, dtype="uint8"):
-    """(n, 8, 8) images whose class (0-2) is the brightest of three quadrants, and the classes."""
-    rng = np.random.default_rng(seed)
-    y = rng.integers(0, 3, n)
-    x = rng.uniform(0, 0.3, (n, 8, 8))
-    for i, label in enumerate(y):
-        r, c = divmod(int(label), 2)
-        x[i, r * 4 : r * 4 + 4, c * 4 : c * 4 + 4] += 0.7
-    return ((x * 255).astype("uint8") if dtype == "uint8" else x.astype(dtype)), y
 
 
 @pytest.fixture(scope="session")

@@ -1,6 +1,8 @@
-"""Test doubles: a clock that moves only when told, and callbacks that move it."""
+"""Test doubles: a clock that moves only when told, callbacks that move it, and tiny images."""
 
 from __future__ import annotations
+
+import numpy as np
 
 
 class FakeClock:
@@ -31,3 +33,14 @@ def ticking(clock, train_batch=0.0, test_batch=0.0):
             clock.advance(test_batch)
 
     return Tick()
+
+
+def quadrant_images(n, seed, dtype="uint8"):
+    """(n, 8, 8) images whose class (0-2) is the brightest of three quadrants, and the classes."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.uniform(0, 0.3, (n, 8, 8))
+    for i, label in enumerate(y):
+        r, c = divmod(int(label), 2)
+        x[i, r * 4 : r * 4 + 4, c * 4 : c * 4 + 4] += 0.7
+    return ((x * 255).astype("uint8") if dtype == "uint8" else x.astype(dtype)), y
