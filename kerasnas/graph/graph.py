@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 
 from kerasnas.graph.layers import LAYER_TYPES, OUTPUT_TYPES, SPECS
 
@@ -147,7 +148,7 @@ class Graph:
         (5,)
         """
         self._shapes = None
-        self._size = None  # (num_params, flops)
+        self._size = None  # (num_params, flops, activations)
         self._index = None
         self._consumers = None
 
@@ -250,17 +251,29 @@ class Graph:
             self._size = self._count()
         return self._size[1]
 
+    def activations(self):
+        """Values all layers output for one image: what training writes and reads back.
+
+        Where FLOPs miss an epoch's cost (many thin layers, concatenations,
+        batchnorm), the memory traffic this measures accounts for much of it.
+        """
+        if self._size is None:
+            self._size = self._count()
+        return self._size[2]
+
     def _count(self):
         shapes = self.shapes()
-        params = flops = 0
+        params = flops = activations = 0
         for layer in self.layers:
             spec, config = SPECS[layer["type"]], layer["config"]
             in_shapes = [shapes[t] for t in layer["inputs"]]
-            params += spec.num_params(config, in_shapes, shapes[layer["name"]])
-            flops += spec.flops(config, in_shapes, shapes[layer["name"]])
+            out_shape = shapes[layer["name"]]
+            params += spec.num_params(config, in_shapes, out_shape)
+            flops += spec.flops(config, in_shapes, out_shape)
+            activations += math.prod(out_shape)
         if self.task == "classification":
             flops += 3 * self.num_outputs  # softmax
-        return params, flops
+        return params, flops, activations
 
     def depth(self):
         """Number of weighted layers (conv, dense, ...) on the longest path, head included."""
