@@ -131,7 +131,11 @@ class TimeCosineDecay(keras.callbacks.Callback):
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Records the wall-clock seconds of each epoch, validation included.
+    """Times training: each epoch, each batch, and what follows an epoch's last batch.
+
+    From these it estimates what a whole epoch costs even when training was
+    cut short in the middle of one (`full_epoch_seconds`), and how many epochs
+    were trained, fractions included (`epochs_trained`).
 
     Args:
         clock: the time function. Defaults to `time.time`.
@@ -143,12 +147,49 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.epoch_seconds = []
+        self.step_seconds = []  # every training batch but the first (which traces)
+        self.tail_seconds = []  # last batch's end to the epoch's end: validation and callbacks
+        self.batches = 0
+        self._batch_start = self._last_batch_end = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = self.clock()
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self._batch_start = self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._last_batch_end = self.clock()
+        if self.batches:
+            self.step_seconds.append(self._last_batch_end - self._batch_start)
+        self.batches += 1
+
     def on_epoch_end(self, epoch, logs=None):
-        self.epoch_seconds.append(self.clock() - self._start)
+        now = self.clock()
+        self.epoch_seconds.append(now - self._start)
+        if self._last_batch_end is not None:
+            self.tail_seconds.append(now - self._last_batch_end)
+
+    def _steps(self):
+        steps = (self.params or {}).get("steps")
+        return int(steps) if steps else None
+
+    def full_epoch_seconds(self):
+        """Seconds a whole epoch takes: the mean batch times the batches per epoch, plus
+        the shortest tail; the mean epoch when Keras does not know the batches per
+        epoch. None before any epoch ended."""
+        steps = self._steps()
+        if steps is None or not self.step_seconds or not self.tail_seconds:
+            if not self.epoch_seconds:
+                return None
+            return float(sum(self.epoch_seconds) / len(self.epoch_seconds))
+        step = sum(self.step_seconds) / len(self.step_seconds)
+        return float(step * steps + min(self.tail_seconds))
+
+    def epochs_trained(self):
+        """Epochs trained, counting a cut-short epoch's part."""
+        steps = self._steps()
+        return self.batches / steps if steps else float(len(self.epoch_seconds))
 
 
 def _median(values):

@@ -27,9 +27,9 @@ PLAN = "plan"  # the trial's time plan, as JSON (see `TrialPlan`)
 
 # Metrics the tuner reports besides the objective.
 TRAIN_SECONDS = "train_seconds"  # the whole trial: setup and training
-EPOCH_SECONDS = "epoch_seconds"  # mean seconds per epoch, validation included
+EPOCH_SECONDS = "epoch_seconds"  # seconds a whole epoch takes, validation included
 SETUP_SECONDS = "setup_seconds"  # building, weight transfer and compiling
-EPOCHS = "epochs"  # epochs trained
+EPOCHS = "epochs"  # epochs trained, a cut-short epoch's part included
 TIMING_METRICS = (TRAIN_SECONDS, EPOCH_SECONDS, SETUP_SECONDS, EPOCHS)
 
 TRIAL_FILE = "trial.json"  # KerasTuner's record of a trial, in its trial folder

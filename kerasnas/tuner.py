@@ -26,6 +26,7 @@ from kerasnas.output import check_verbose, keras_fit_verbose, say
 from kerasnas.trials import EPOCH_SECONDS, EPOCHS, SETUP_SECONDS, TRAIN_SECONDS
 
 logger = logging.getLogger("kerasnas")
+PROBE_BATCHES = 6  # batches `MorphismTuner.probe` trains to time an architecture
 
 
 class _SaveBestWeights(keras.callbacks.Callback):
@@ -283,13 +284,12 @@ class MorphismTuner(keras_tuner.Tuner):
             raise errors.FailedTrialError(
                 f"No epoch produced a finite `{objective.name}` (the loss may have become NaN)."
             )
-        epoch_seconds = float(np.mean(timer.epoch_seconds))
         return {
             objective.name: saver.best,
             TRAIN_SECONDS: self.clock() - start,
-            EPOCH_SECONDS: epoch_seconds,
+            EPOCH_SECONDS: timer.full_epoch_seconds(),
             SETUP_SECONDS: setup_seconds,
-            EPOCHS: len(timer.epoch_seconds),
+            EPOCHS: timer.epochs_trained(),
         }
 
     def _build_and_compile(self, trial, plan):
@@ -308,6 +308,65 @@ class MorphismTuner(keras_tuner.Tuner):
         return model
 
     # ------------------------------------------------------------------ search loop
+
+    def search(self, *fit_args, **fit_kwargs):
+        """KerasTuner's `search`, after timing a few batches for the oracle when it asks.
+
+        Under a deadline the oracle sizes its first architecture to the
+        machine: before the first trial, `probe` times the architectures it
+        names (`probe_graphs`) on the first batches of the training data.
+        """
+        oracle = self._local_oracle
+        if oracle is not None and oracle.needs_probe():
+            for graph in oracle.probe_graphs():
+                timing = self.probe(graph, *fit_args, **fit_kwargs)
+                if timing is not None:
+                    oracle.set_probe(graph, *timing)
+        return super().search(*fit_args, **fit_kwargs)
+
+    def probe(self, graph, x, y=None, batch_size=None, **_):
+        """Times `graph` on the first PROBE_BATCHES batches of the training data.
+
+        Args:
+            graph: the `Graph` to time.
+            x, y: the training data, as given to `search`: arrays, or a
+                batched `tf.data.Dataset`.
+            batch_size: the batch size of array data. Defaults to the tuner's.
+
+        Returns:
+            `(epoch_seconds, overhead_seconds)`: the mean batch's seconds
+            (the first, which traces, left out) times the batches in an epoch,
+            and the rest of the time (building, compiling, tracing the
+            training and validation steps); None if the epoch's length is
+            unknown or the clock did not move.
+        """
+        start = self.clock()
+        keras.backend.clear_session()
+        model = graph.to_keras()
+        model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=self.loss)
+        timer = EpochTimer(clock=self.clock)
+        if isinstance(x, tf.data.Dataset):
+            steps = int(x.cardinality())
+            data, kwargs = x.take(PROBE_BATCHES), {"validation_data": x.take(1)}
+        else:
+            batch_size = batch_size or self.batch_size
+            count = PROBE_BATCHES * batch_size
+            steps = math.ceil(len(x) / batch_size)
+            data, kwargs = x[:count], {
+                "y": y[:count],
+                "batch_size": batch_size,
+                "validation_data": (x[:batch_size], y[:batch_size]),
+            }
+        if steps <= 0:
+            return None
+        model.fit(data, epochs=1, callbacks=[timer], verbose=0, **kwargs)
+        if not timer.step_seconds:
+            return None
+        step = float(np.mean(timer.step_seconds))
+        overhead = self.clock() - start - step * timer.batches
+        if step <= 0:
+            return None
+        return step * steps, max(0.0, overhead)
 
     def pre_create_trial(self):
         # KerasTuner asks again at once after an IDLE answer (the chief waits

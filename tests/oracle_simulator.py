@@ -84,7 +84,8 @@ class OracleSearch:
     def tell(self, graph, score, seconds):
         self.clock.advance(seconds)
         self.oracle.update_trial(
-            self.trial.trial_id, {"val_accuracy": score, trials.EPOCH_SECONDS: seconds}
+            self.trial.trial_id,
+            {"val_accuracy": score, trials.EPOCH_SECONDS: seconds, trials.EPOCHS: 1.0},
         )
         self.trial.status = "COMPLETED"
         self.oracle.end_trial(self.trial)

@@ -132,7 +132,9 @@ def test_time_cosine_decay_factor_holds_at_the_floor_after_the_deadline(clock):
     assert decay.factor(clock() + 50) == pytest.approx(0.02)
 
 
-def test_epoch_timer_times_every_epoch(clock):
+def timed_fit(clock, *callbacks):
+    """3 epochs of 8 training batches (0.05 s each) and 2 validation batches (0.5 s each)
+    on the fake clock, which ticks before the other callbacks see a batch end."""
     timer = EpochTimer(clock=clock)
     tiny_model().fit(
         *data(),
@@ -140,6 +142,25 @@ def test_epoch_timer_times_every_epoch(clock):
         epochs=3,
         verbose=0,
         validation_data=data(16),
-        callbacks=[timer, ticking(clock, train_batch=0.05, test_batch=0.5)],
+        callbacks=[ticking(clock, train_batch=0.05, test_batch=0.5), timer, *callbacks],
     )
+    return timer
+
+
+def test_epoch_timer_times_every_epoch(clock):
+    timer = timed_fit(clock)
     assert timer.epoch_seconds == pytest.approx([8 * 0.05 + 2 * 0.5] * 3)
+    assert timer.epochs_trained() == pytest.approx(3)
+    assert timer.full_epoch_seconds() == pytest.approx(8 * 0.05 + 2 * 0.5)
+
+
+def test_epoch_timer_estimates_a_whole_epoch_from_a_cut_short_one(clock):
+    class StopAfter(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 3:
+                self.model.stop_training = True
+
+    timer = timed_fit(clock, StopAfter())
+    assert timer.epochs_trained() == pytest.approx(4 / 8)
+    assert timer.epoch_seconds == pytest.approx([4 * 0.05 + 2 * 0.5])  # the part trained
+    assert timer.full_epoch_seconds() == pytest.approx(8 * 0.05 + 2 * 0.5)  # a whole one

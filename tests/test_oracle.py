@@ -12,6 +12,13 @@ from oracle_simulator import compare
 from kerasnas import trials
 from kerasnas.graph import generators
 from kerasnas.oracle import NetworkMorphismOracle
+from kerasnas.oracle.network_morphism import (
+    CHILD_EPOCHS,
+    CHILD_SHARE,
+    DEFAULT_WIDTH,
+    FIRST_WIDTHS,
+    SIZE_EPOCHS,
+)
 from kerasnas.trials import EPOCH_SECONDS
 
 SHAPE = (8, 8, 1)
@@ -395,3 +402,115 @@ def test_a_plan_travels_in_the_trial_and_survives_resume(tmp_path, clock):
     reloaded.reload()
     assert trials.plan_of(reloaded.trials[trial.trial_id]) == trials.plan_of(trial)
     assert trials.plan_of(trial).seconds == pytest.approx(180)
+
+
+def first_width(graph):
+    return graph.layers[0]["config"]["filters"]
+
+
+@pytest.mark.parametrize("budget", [3.0, 30.0, 3000.0])
+def test_the_first_architecture_is_sized_to_the_machine_and_budget(tmp_path, clock, budget):
+    oracle = make_oracle(tmp_path, clock=clock)
+    oracle.set_deadline(clock() + budget)
+    assert oracle.needs_probe()
+    oracle.set_probe(oracle.probe_graphs()[0], epoch_seconds=0.5, overhead_seconds=0.5)
+    assert not oracle.needs_probe()
+    first = trials.graph_of(oracle.create_trial("tuner0"))
+    assert first_width(oracle.probe_graphs()[0]) == DEFAULT_WIDTH
+    assert first_width(first) in FIRST_WIDTHS
+    widths = {w: generators.initial_graphs(SHAPE, 3, width=w / DEFAULT_WIDTH)[0] for w in FIRST_WIDTHS}
+    fits = [w for w, g in widths.items() if SIZE_EPOCHS * oracle.epoch_seconds(g) + 0.5 <= budget]
+    # The widest of which SIZE_EPOCHS epochs fit (the narrowest if none does).
+    assert first_width(first) == (max(fits) if fits else FIRST_WIDTHS[0])
+
+
+def test_sizing_grows_with_the_budget_and_survives_resume(tmp_path, clock):
+    widths = []
+    for budget in (3.0, 3000.0):
+        oracle = make_oracle(tmp_path / str(budget), clock=clock)
+        oracle.set_deadline(clock() + budget)
+        oracle.set_probe(oracle.probe_graphs()[0], 0.5)
+        widths.append(first_width(trials.graph_of(oracle.create_trial("tuner0"))))
+        oracle.save()
+    assert widths[0] < widths[1]
+    reloaded = make_oracle(tmp_path / "3000.0", clock=clock)
+    reloaded.reload()
+    assert reloaded.width == widths[1] and reloaded.probe == oracle.probe
+    assert not reloaded.needs_probe()
+
+
+def test_without_a_timing_the_first_architecture_has_the_default_width(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock)
+    oracle.set_deadline(clock() + 10)
+    first = trials.graph_of(oracle.create_trial("tuner0"))
+    assert first.architecture_key() == generators.initial_graphs(SHAPE, 3)[0].architecture_key()
+
+
+def test_children_are_judged_by_short_warm_started_runs(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock)
+    oracle.set_deadline(clock() + 200, budget=200)  # too short for another initial architecture
+    first = oracle.create_trial("tuner0")
+    graph = trials.graph_of(first)
+    oracle.update_trial(
+        first.trial_id,
+        {"val_accuracy": 0.5, EPOCH_SECONDS: 10.0, trials.EPOCHS: 20.0, trials.TRAIN_SECONDS: 203},
+    )
+    first.status = "COMPLETED"
+    oracle.end_trial(first)
+    assert oracle.overhead_seconds() == pytest.approx(3.0)  # 203 s for 20 epochs of 10 s
+    child = oracle.create_trial("tuner0")
+    assert trials.parent_of(child) == first.trial_id and not trials.is_refinement(child)
+    epoch = oracle.epoch_seconds(trials.graph_of(child))
+    expected = 3.0 + max(CHILD_SHARE * 200, CHILD_EPOCHS * epoch)
+    assert trials.plan_of(child).seconds == pytest.approx(expected, rel=1e-3)
+    assert trials.plan_of(child).seconds < oracle.plan(graph).seconds  # an initial one: 30%
+
+
+def test_effort_adds_up_the_training_behind_a_trial(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock, initial_graphs=[generators.cnn(SHAPE, 3)])
+    efforts = {}
+    for epochs in (4.0, 0.5, 0.5):
+        trial = oracle.create_trial("tuner0")
+        oracle.update_trial(
+            trial.trial_id, {"val_accuracy": 0.5 + epochs / 100, EPOCH_SECONDS: 1.0, trials.EPOCHS: epochs}
+        )
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+        parent = trials.parent_of(trial)
+        efforts[trial.trial_id] = epochs + (efforts[parent] if parent else 0.0)
+    for trial_id, effort in efforts.items():
+        assert oracle.effort(trial_id) == pytest.approx(effort)
+    assert any(e > 4.0 for e in efforts.values())  # a child's effort includes its parent's
+
+
+def test_no_trial_starts_when_the_time_left_would_go_to_building_it(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock)
+    first = oracle.create_trial("tuner0")
+    oracle.update_trial(
+        first.trial_id,
+        {"val_accuracy": 0.5, EPOCH_SECONDS: 1.0, trials.EPOCHS: 5.0, trials.TRAIN_SECONDS: 15.0},
+    )
+    first.status = "COMPLETED"
+    oracle.end_trial(first)
+    oracle.set_deadline(clock() + 9.0, budget=100)  # the overhead is 10 s
+    assert oracle.create_trial("tuner0").status == "STOPPED"
+
+
+def test_set_probe_checks_its_timings(tmp_path):
+    oracle = make_oracle(tmp_path)
+    with pytest.raises(ValueError, match="epoch_seconds"):
+        oracle.set_probe(oracle.probe_graphs()[0], 0.0)
+    with pytest.raises(ValueError, match="overhead_seconds"):
+        oracle.set_probe(oracle.probe_graphs()[0], 1.0, -1.0)
+
+
+def test_two_probe_widths_tell_flops_from_activations(tmp_path):
+    oracle = make_oracle(tmp_path)
+    truth = lambda g: 1e-6 * g.flops() + 1e-4 * g.activations()  # noqa: E731
+    probes = oracle.probe_graphs()
+    assert len(probes) == 2 and probes[0].flops() > probes[1].flops()
+    for graph in probes:
+        oracle.set_probe(graph, truth(graph), 1.0)
+    middle = generators.initial_graphs(SHAPE, 3, width=0.5)[0]
+    assert oracle.epoch_seconds(middle) == pytest.approx(truth(middle), rel=1e-3)
+    assert oracle.overhead_seconds() == pytest.approx(1.0)

@@ -174,3 +174,40 @@ def test_without_search_one_architecture_trains_for_the_whole_budget(tmp_path, c
     assert len({trials.graph_of(t).architecture_key() for t in done}) == 1
     assert [trials.is_refinement(t) for t in done] == [False, True]
     assert tuner.deadline - 2.2 <= clock() <= tuner.deadline  # to within an epoch
+
+
+class ReadTicks:
+    """A clock that moves 0.01 s each time it is read."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        self.now += 0.01
+        return self.now
+
+
+@pytest.mark.parametrize("count, steps", [(64, 4), (640, 40)])
+def test_the_probe_times_a_few_batches_and_scales_them_to_an_epoch(tmp_path, count, steps):
+    tuner = make_tuner(tmp_path, max_trials=1, clock=ReadTicks())
+    x, y = quadrant_data(count, 0)
+    epoch, overhead = tuner.probe(generators.cnn((8, 8, 1), 3), x, y)
+    # Each batch reads the clock twice (its start and end): 0.01 s a batch, `steps` a epoch.
+    assert epoch == pytest.approx(0.01 * steps)
+    assert overhead >= 0
+
+
+@pytest.mark.slow
+def test_under_a_deadline_the_first_architecture_is_sized_from_the_probe(tmp_path):
+    import time
+
+    tuner = make_tuner(tmp_path, max_trials=1)
+    tuner.deadline = time.time() + 60
+    assert tuner.oracle.needs_probe()
+    tuner.search(*quadrant_data(64, 0), validation_data=quadrant_data(32, 1))
+    oracle = tuner.oracle
+    assert len(oracle.probe) == 2 and not oracle.needs_probe()  # two widths timed
+    assert all(timing["epoch_seconds"] > 0 for timing in oracle.probe)
+    first = trials.graph_of(oracle.trials[min(oracle.trials)])
+    assert first.layers[0]["config"]["filters"] == oracle.width
+    assert first.architecture_key() == oracle._default_graphs(oracle.width / 32)[0].architecture_key()

@@ -143,7 +143,26 @@ def densenet(
 GENERATORS = {"cnn": cnn, "resnet": resnet, "densenet": densenet}
 
 
-def initial_graphs(input_shape, num_outputs, task="classification"):
-    """The initial architectures, cheapest first: `[cnn, resnet, densenet]` graphs."""
-    graphs = [make(input_shape, num_outputs, task) for make in GENERATORS.values()]
+def initial_graphs(input_shape, num_outputs, task="classification", width=1.0):
+    """The initial architectures, cheapest first: `[cnn, resnet, densenet]` graphs.
+
+    Args:
+        input_shape: `(height, width, channels)`.
+        num_outputs: classes or regression targets.
+        task: `"classification"` or `"regression"`. Defaults to `"classification"`.
+        width: factor on every generator's default filters and units (at
+            least 4 each). Defaults to 1.0.
+
+    Returns:
+        A list of `Graph`s.
+    """
+
+    def scaled(units):
+        return max(4, int(round(units * width)))
+
+    graphs = [
+        cnn(input_shape, num_outputs, task, filters=scaled(32), dense_units=scaled(128)),
+        resnet(input_shape, num_outputs, task, filters=scaled(16)),
+        densenet(input_shape, num_outputs, task, filters=scaled(16), growth_rate=scaled(12)),
+    ]
     return sorted(graphs, key=lambda g: g.flops())

@@ -17,13 +17,14 @@ from kerasnas.arguments import check_choice, check_int, check_number
 from kerasnas.graph import Graph, generators, morphism
 from kerasnas.graph.distance import describe, edit_distances
 from kerasnas.oracle.annealing import anneal
+from kerasnas.oracle.cost import EpochCost
 from kerasnas.oracle.gp import (
     GaussianProcess,
     expected_improvement,
     gain_per_cost,
     upper_confidence_bound,
 )
-from kerasnas.trials import EPOCH_SECONDS
+from kerasnas.trials import EPOCH_SECONDS, EPOCHS, TRAIN_SECONDS
 
 logger = logging.getLogger("kerasnas")
 ACQUISITIONS = ("ei", "ucb")
@@ -33,58 +34,81 @@ _Status = trial_module.TrialStatus
 # and noise variances: a coarse grid keeps a proposal fast with hundreds of trials.
 KERNEL_LENGTHSCALES = (0.5, 2.0, 8.0, np.inf)
 KERNEL_NOISES = (1e-3, 1e-2, 1e-1)
-COST_LENGTHSCALES = (2.0, 8.0, np.inf)  # seconds per FLOP vary slowly between graphs
+# The first architecture is the widest plain CNN (first-stage filters below) of
+# which about SIZE_EPOCHS epochs fit in the budget, so that its first score comes
+# early and the search has room to grow it; without a timing, the middle width.
+# (Five, not ten: on MNIST at 5E, first widths 8, 16 and 32 reached 0.984-0.987,
+# 0.988 and 0.992: a first model too small for the budget grows too slowly.)
+FIRST_WIDTHS = (8, 16, 32, 64)
+DEFAULT_WIDTH = 32
+SIZE_EPOCHS = 5
 # Under a deadline: another initial architecture starts only while about this many of its
-# epochs fit in the time left (so it gets a fair trial), and the best architecture is
-# refined once no more than REFINE_EPOCHS of its epochs fit, whatever the budget's share.
-INITIAL_EPOCHS = 10
+# epochs fit in the time left (a cold start judged on a short run learns nothing, so it
+# gets a full trial, which only a long budget affords), and the best architecture is
+# refined once no more than REFINE_EPOCHS of its epochs fit.
+INITIAL_EPOCHS = 30
 REFINE_EPOCHS = 6
+# A morphism child is judged by a short warm-started run: CHILD_SHARE of the budget, and
+# at least CHILD_EPOCHS of its epochs (it starts from its parent's function, so part of an
+# epoch shows whether the change helps; the kernel compares scores at the training effort
+# behind them).
+CHILD_SHARE = 0.04
+CHILD_EPOCHS = 0.5
 
 
 class NetworkMorphismOracle(keras_tuner.Oracle):
     """Searches CNN architectures by network morphism guided by a Gaussian process.
 
-    The first trials are the initial architectures of
-    `kerasnas.graph.generators`, cheapest first. Every later trial is a child
-    of a trained architecture, one or more morphisms away, chosen to maximise
-    the expected improvement (or an upper confidence bound `mu + beta * sd`)
-    of a Gaussian process over architectures, by tree-structured simulated
-    annealing from the trained architectures. The kernel is
-    `exp(-edit_distance / l1 - |log2 FLOPs_a - log2 FLOPs_b| / l2
-    - |depth_a - depth_b| / l3)`: the Auto-Keras edit distance plus model
-    size and depth, with the lengthscales fitted to the scores by marginal
-    likelihood (any can switch off). Size and depth let the GP see that a
-    lineage has grown past the best depth or size (morphisms only grow),
-    which the edit distance to a few trained graphs does not show.
+    The first trial is a plain CNN sized to the machine and the budget: the
+    tuner times the CNN at two widths on a few batches (`set_probe`), and the
+    oracle picks the widest of `FIRST_WIDTHS` of which about five epochs fit
+    in the time left (the default width without a deadline or a timing).
+    The other initial architectures of `kerasnas.graph.generators` (ResNet-
+    and DenseNet-like, at the same width) start only while about thirty of
+    their epochs fit. Every later trial is a child of a trained
+    architecture, one or more morphisms away (deeper, wider, skip: the
+    child starts computing what its parent computed), chosen to maximise
+    the expected improvement (or an upper confidence bound
+    `mu + beta * sd`) of a Gaussian process over architectures, by
+    tree-structured simulated annealing from the trained architectures.
+    The kernel is `exp(-sum_i d_i / l_i)` over four distances: the
+    Auto-Keras edit distance, |log2 FLOPs_a - log2 FLOPs_b|,
+    |depth_a - depth_b|, and |log2(1 + effort_a) - log2(1 + effort_b)|,
+    where effort is the epochs of training behind a trial's weights (its
+    own and its ancestors'), so that a child judged on a short warm-started
+    run is compared with its parent at the effort behind each. The
+    lengthscales are fitted to the scores by marginal likelihood (any can
+    switch off).
 
-    Cost: the tuner reports each trial's measured seconds per epoch; a second
-    Gaussian process (same kernel) predicts a candidate's seconds per epoch
-    from its FLOPs and its similarity to the measured ones. Once
-    `set_deadline` has given a time budget, the acquisition becomes expected
-    gain per second: the gain (expected improvement, or `UCB - best`, over
-    the scores' standard deviation) is divided by `r ** w`, where `r` is the
-    candidate's predicted epoch time over the median measured one and
-    `w = min(1, 10 * median epoch time / time left)`: pure gain per second once
-    fewer than about ten trials fit, less weight on cost while many still do.
-    (A negative UCB gain is multiplied instead, so cheaper candidates still
-    rank first.) Candidates that cannot finish one epoch in the time left are
-    never proposed. Without a deadline, gain alone counts.
+    Time: under a deadline (`set_deadline`) the oracle plans every trial (a
+    `kerasnas.trials.TrialPlan` in the trial's values, which the tuner
+    executes): the first architecture gets `trial_share` of the time left;
+    a morphism child gets a short run (`CHILD_SHARE` of the budget, at
+    least `CHILD_EPOCHS` of its epochs) plus the trial's overhead (building,
+    weight transfer, tracing: measured on the trials); the refinement gets
+    all the time left. Epoch times come from one `EpochCost` model
+    (seconds = a * FLOPs + b * activations + c), fitted to the epochs the
+    trials measured (kept in the trial files), or to the probe before any.
+    The acquisition becomes expected gain per second: the gain (expected
+    improvement, or `UCB - best`, over the scores' standard deviation) is
+    divided by `r ** w`, where `r` is the candidate's predicted epoch time
+    over the median measured one and
+    `w = min(1, 10 * median epoch time / time left)`. Candidates that cannot
+    finish one epoch in the time left are never proposed, and no trial
+    starts when the time left would go to building it. Without a deadline,
+    gain alone counts.
 
-    A small budget is spent on few architectures: an initial architecture
-    after the first starts only while about ten of its epochs fit in the
-    time left. Refinement: once the time left falls to `refine_share` of the
-    budget given to `set_deadline`, or to six epochs of the best
-    architecture, the next trial is the best architecture itself,
-    with `"refine": True`: the tuner trains it on from its best weights for
-    all the time left, which at the end of a search is worth more than one
-    more morphism trained for an epoch or two.
+    Refinement: once the time left falls to `refine_share` of the budget
+    given to `set_deadline`, or to six epochs of the best architecture,
+    the next trial is the best architecture itself, with `"refine": True`:
+    the tuner trains it on from its best weights for all the time left.
     Candidates with more than `max_model_size` parameters are never proposed.
 
     Each trial's hyperparameters hold the architecture as JSON
     (`"architecture"`, read with `Graph.from_json`) and the id of the trained
     parent whose weights it starts from (`"parent_trial_id"`, `""` for an
     initial architecture). The search history lives in KerasTuner's trial
-    files; the Gaussian processes are refitted from them, never pickled.
+    files; the Gaussian process and the cost model are refitted from them, never pickled.
 
     Args:
         input_shape: `(height, width, channels)` of the images.
@@ -188,6 +212,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
                 f"Received: clock={clock!r}"
             )
         self.clock = clock or time.time
+        # The default initial architectures are sized when the first trial starts.
+        self._sized = initial_graphs is None
         if initial_graphs is None:
             initial_graphs = generators.initial_graphs(self.input_shape, self.num_outputs, task)
         initial_graphs = list(initial_graphs)
@@ -197,6 +223,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
                 f"Received: initial_graphs={initial_graphs!r}"
             )
         self.initial_graphs = [g for g in initial_graphs if self._fits(g)]
+        if self._sized and not self.initial_graphs:  # the narrowest may still fit
+            self.initial_graphs = self._default_graphs(FIRST_WIDTHS[0] / DEFAULT_WIDTH)
         if not self.search:
             self.initial_graphs = self.initial_graphs[:1]
         if not self.initial_graphs:
@@ -208,6 +236,9 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             )
         self.deadline = None
         self.budget = None
+        self.width = None  # first-stage filters of the sized initial architectures, once chosen
+        self.probe = None  # see `set_probe`: timings taken before the first trial
+        self._cost = (None, EpochCost())  # (observations it was fitted to, model)
         self._graphs = {}  # trial id -> (Graph, Architecture), parsed once
         self._distances = {}  # (trial id, trial id) -> edit distance
 
@@ -244,7 +275,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
 
     def populate_space(self, trial_id):
         """Proposes the next architecture: an initial one, or a morphed trained one."""
-        if self.deadline is not None and self.clock() >= self.deadline:
+        if self.deadline is not None and self.clock() + self.overhead_seconds() >= self.deadline:
+            # What is left would go to building and tracing a model: leave it to the finish.
             return {"status": _Status.STOPPED, "values": None}
         trained = [
             t
@@ -252,8 +284,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             if t.status == _Status.COMPLETED and t.score is not None and math.isfinite(t.score)
         ]
         tried = {self.trial_graph(t).architecture_key() for t in self._searched()}
-        for graph in self.initial_graphs:
-            fits = self._epochs_left(graph) >= INITIAL_EPOCHS
+        for index, graph in enumerate(self._initial_candidates()):
+            fits = index == 0 or self._epochs_left(graph) >= INITIAL_EPOCHS
             if graph.architecture_key() not in tried and fits:
                 values = trials.values(graph, plan=self.plan(graph))
                 return {"status": _Status.RUNNING, "values": values}
@@ -271,7 +303,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         if proposal is None:
             return {"status": _Status.STOPPED, "values": None}
         graph, parent_trial_id = proposal
-        values = trials.values(graph, parent_trial_id, plan=self.plan(graph))
+        values = trials.values(graph, parent_trial_id, plan=self.plan(graph, child=True))
         return {"status": _Status.RUNNING, "values": values}
 
     def _ablation(self, trained):
@@ -298,43 +330,164 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             return None  # refined already: what time is left goes to the search
         return trials.values(graph, best.trial_id, refine=True, plan=self.plan(graph, True))
 
-    def epoch_seconds(self, graph):
-        """Seconds one epoch of `graph` should take, or None before any trial was timed.
+    # ------------------------------------------------------------------ cost and sizing
 
-        The median measured seconds per FLOP of the trained trials, read from
-        the trial files (so it survives a resume), times `graph`'s FLOPs.
+    def set_probe(self, graph, epoch_seconds, overhead_seconds=0.0):
+        """Records a timing of `graph` on a few batches, taken before the search.
+
+        The epoch-cost model is fitted to these timings besides the trials',
+        so that the first architecture can be sized to the machine; two
+        timings of different widths (`probe_graphs`) let it tell the cost of
+        FLOPs from that of activations before any trial.
+
+        Args:
+            graph: the `Graph` that was timed.
+            epoch_seconds: the seconds one epoch of it is expected to take.
+            overhead_seconds: the seconds a trial spends besides its epochs
+                (building, compiling, tracing). Defaults to 0.
         """
-        rates = [
-            trials.metric(t, EPOCH_SECONDS) / max(self.trial_graph(t).flops(), 1)
+        timing = {
+            "architecture": graph.to_json(),
+            "epoch_seconds": check_number("epoch_seconds", epoch_seconds, low=0, low_open=True),
+            "overhead_seconds": check_number("overhead_seconds", overhead_seconds, low=0),
+        }
+        self.probe = (self.probe or []) + [timing]
+
+    def needs_probe(self):
+        """Whether sizing the first architecture still needs a timing (see `set_probe`)."""
+        return (
+            self._sized
+            and self.width is None
+            and self.deadline is not None
+            and not self.probe
+            and not self._searched()
+        )
+
+    def probe_graphs(self):
+        """The architectures to time for `set_probe`: the first one at the default width
+        and at the narrowest."""
+        graphs = [self._default_graphs(1.0), self._default_graphs(FIRST_WIDTHS[0] / DEFAULT_WIDTH)]
+        unique = {g[0].architecture_key(): g[0] for g in graphs if g}
+        return list(unique.values())
+
+    def cost_model(self):
+        """The `EpochCost` model, fitted to the timed trials and the probe's timings."""
+        measured = [
+            (self.trial_graph(t), trials.metric(t, EPOCH_SECONDS))
             for t in self._searched()
             if t.status == _Status.COMPLETED and t.metrics.exists(EPOCH_SECONDS)
         ]
-        return float(np.median(rates)) * graph.flops() if rates else None
+        measured += [(Graph.from_json(p["architecture"]), p["epoch_seconds"]) for p in self.probe or []]
+        key = [(g.architecture_key(), s) for g, s in measured]
+        if self._cost[0] != key:
+            self._cost = (key, EpochCost().fit(measured))
+        return self._cost[1]
 
-    def plan(self, graph, refine=False):
+    def overhead_seconds(self):
+        """Seconds a trial spends besides its epochs (building, weight transfer, compiling,
+        tracing): the median over the timed trials, else the probe's, else 0."""
+        spent = [
+            trials.metric(t, TRAIN_SECONDS) - trials.metric(t, EPOCHS) * trials.metric(t, EPOCH_SECONDS)
+            for t in self._searched()
+            if t.status == _Status.COMPLETED
+            and all(t.metrics.exists(m) for m in (TRAIN_SECONDS, EPOCHS, EPOCH_SECONDS))
+        ]
+        if not spent:
+            spent = [p["overhead_seconds"] for p in self.probe or []]
+        return max(0.0, float(np.median(spent))) if spent else 0.0
+
+    def epoch_seconds(self, graph):
+        """Seconds one epoch of `graph` should take, or None before any timing.
+
+        From the `EpochCost` model (FLOPs and activations) fitted to the
+        trials' measured epochs, read from the trial files, so it survives
+        a resume and serves distributed workers.
+        """
+        return self.cost_model().predict(graph)
+
+    def _default_graphs(self, width):
+        graphs = generators.initial_graphs(self.input_shape, self.num_outputs, self.task, width)
+        return [g for g in graphs if self._fits(g)]
+
+    def _initial_candidates(self):
+        """The initial architectures; the default ones sized to the machine and budget."""
+        if not self._sized:
+            return self.initial_graphs
+        if self.width is None:
+            self.width = self._choose_width()
+        graphs = self._default_graphs(self.width / DEFAULT_WIDTH) or self.initial_graphs
+        return graphs if self.search else graphs[:1]
+
+    def _choose_width(self):
+        """The widest `FIRST_WIDTHS` of which SIZE_EPOCHS epochs fit in the time left (on a
+        resume without the search state: the width the trials were sized to)."""
+        tried = {self.trial_graph(t).architecture_key() for t in self._searched()}
+        for width in FIRST_WIDTHS:
+            graphs = self._default_graphs(width / DEFAULT_WIDTH)
+            if any(g.architecture_key() in tried for g in graphs):
+                return width
+        if self.deadline is None or self.cost_model().coefficients is None:
+            return DEFAULT_WIDTH
+        remaining = self.deadline - self.clock()
+        widths = [w for w in FIRST_WIDTHS if self._default_graphs(w / DEFAULT_WIDTH)]
+        for width in reversed(widths):
+            first = self._default_graphs(width / DEFAULT_WIDTH)[0]
+            if SIZE_EPOCHS * self.epoch_seconds(first) + self.overhead_seconds() <= remaining:
+                return width
+        return widths[0] if widths else DEFAULT_WIDTH
+
+    # ------------------------------------------------------------------ plans
+
+    def plan(self, graph, refine=False, child=False):
         """The `TrialPlan` of a trial of `graph` starting now: its time, patience and rate.
 
         Without a deadline: no time limit and the full patience. Under one: a
         share of the time left (all of it for a refinement), never less than
         one and a half epochs, and a patience of at most a quarter of the
-        epochs that fit. A refinement trains on at half the learning rate: a
-        full-rate restart would spend part of its few epochs relearning.
+        epochs that fit. A morphism child gets a short run: `CHILD_SHARE` of
+        the budget, at least `CHILD_EPOCHS` of its epochs. Either gets all
+        the time left when what it would leave could hardly train (under two
+        epochs and two trials' overhead). A refinement
+        trains on at half the learning rate: a full-rate restart would spend
+        part of its few epochs relearning.
+
+        Args:
+            graph: the trial's `Graph`.
+            refine: the trial trains its parent on (the search's finish).
+            child: the trial is a morphism child, warm-started from its parent.
+
+        Returns:
+            A `kerasnas.trials.TrialPlan`.
         """
         scale = 0.5 if refine else 1.0
         if self.deadline is None:
             return trials.TrialPlan(None, None if refine else self.patience, scale)
         remaining = max(0.0, self.deadline - self.clock())
         epoch = self.epoch_seconds(graph)
-        share = remaining if refine else remaining * self.trial_share
-        if epoch is not None:
-            share = max(share, 1.5 * epoch)
-        seconds = min(remaining, share)
+        overhead = self.overhead_seconds()
         if refine:
-            return trials.TrialPlan(seconds, None, scale)
+            return trials.TrialPlan(remaining, None, scale)
+        if child:
+            share = self._child_seconds(remaining, epoch, overhead)
+        else:
+            share = remaining * self.trial_share
+            if epoch is not None:
+                share = max(share, overhead + 1.5 * epoch)
+        seconds = float(min(remaining, share))
+        if epoch is not None and remaining - seconds < 2 * (overhead + epoch):
+            seconds = remaining  # what would be left could build a model but hardly train it
         patience = self.patience
         if epoch is not None:
             patience = int(min(patience, max(1, (seconds / max(epoch, 1e-9)) // 4)))
         return trials.TrialPlan(seconds, patience, scale)
+
+    def _child_seconds(self, remaining, epoch, overhead):
+        """A morphism child's short run: a share of the budget, at least part of an epoch,
+        and the trial's overhead on top."""
+        share = CHILD_SHARE * (self.budget or remaining)
+        if epoch is not None:
+            share = np.maximum(share, CHILD_EPOCHS * epoch)
+        return np.minimum(remaining, overhead + share)
 
     def _epochs_left(self, graph):
         """How many epochs of `graph` fit in the time left (inf without a deadline or timings)."""
@@ -345,8 +498,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
 
     # ------------------------------------------------------------------ Bayesian optimisation
 
-    def _distance_matrices(self, ids):
-        """(3, n, n) kernel distances between the trials `ids` (see `kernel_distances`)."""
+    def _distance_matrices(self, ids, efforts):
+        """(4, n, n) kernel distances between the trials `ids` (see `kernel_distances`)."""
         for i, a in enumerate(ids):
             missing = [b for b in ids[i + 1 :] if (a, b) not in self._distances]
             if missing:
@@ -355,7 +508,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
                     self._distances[a, b] = self._distances[b, a] = float(d)
         edit = np.array([[0.0 if a == b else self._distances[a, b] for b in ids] for a in ids])
         graphs = [self._graphs[i][0] for i in ids]
-        return kernel_distances(edit, graphs, graphs)
+        return kernel_distances(edit, graphs, graphs, efforts, efforts)
 
     def _observations(self, trained):
         """Trial ids and maximised objective values: trained trials, failed ones at the worst."""
@@ -369,39 +522,40 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         y += [min(y)] * len(failed)
         return ids, np.array(y)
 
-    def _epoch_seconds_model(self, trained, distances):
-        # distances: (3, n, n) as from `_distance_matrices`.
-        """`predict(cross_distances, flops)` of seconds per epoch, or None without timings."""
-        timed = [
-            (i, t.metrics.get_last_value(EPOCH_SECONDS))
-            for i, t in enumerate(trained)
-            if t.metrics.exists(EPOCH_SECONDS)
-        ]
-        if not timed:
-            return None, None
-        rows = [i for i, _ in timed]
-        seconds = np.array([s for _, s in timed])  # (n_timed,)
-        flops = np.array([self.trial_graph(trained[i]).flops() for i in rows], dtype=float)
-        gp = GaussianProcess(lengthscales=COST_LENGTHSCALES, noises=KERNEL_NOISES).fit(
-            distances[:, rows][:, :, rows], np.log(seconds / flops)
-        )
+    def effort(self, trial_id):
+        """Epochs of training behind a trial's weights: its own and its ancestors'.
 
-        def predict(cross, candidate_flops):
-            log_rate, _ = gp.predict(cross[:, :, rows])
-            return np.exp(log_rate) * candidate_flops
-
-        return predict, float(np.median(seconds))
+        A child starts from its parent's weights, so its score reflects their
+        training too; the kernel compares scores at this effort.
+        """
+        effort, seen = 0.0, set()
+        while trial_id and trial_id in self.trials and trial_id not in seen:
+            seen.add(trial_id)
+            trial = self.trials[trial_id]
+            effort += float(trials.metric(trial, EPOCHS, 0.0) or 0.0)
+            trial_id = trials.parent_of(trial)
+        return effort
 
     def _propose(self, trained, tried, rng):
         ids, y = self._observations(trained)
-        distances = self._distance_matrices(ids)  # (3, n, n)
+        efforts = np.array([self.effort(i) for i in ids])  # (n,)
+        distances = self._distance_matrices(ids, efforts)  # (4, n, n)
         gp = GaussianProcess(lengthscales=KERNEL_LENGTHSCALES, noises=KERNEL_NOISES)
         gp.fit(distances, y)
         best, y_scale = y.max(), (y.std() or 1.0)
-        epoch_seconds, typical_seconds = self._epoch_seconds_model(trained, distances)
+        cost = self.cost_model()
+        timed = [trials.metric(t, EPOCH_SECONDS) for t in trained if t.metrics.exists(EPOCH_SECONDS)]
+        typical_seconds = float(np.median(timed)) if timed else None
+        # Without a deadline a child trains about as many epochs as the children before it.
+        child_epochs = [
+            trials.metric(t, EPOCHS, 0.0) for t in trained if trials.parent_of(t) and not trials.is_refinement(t)
+        ]
+        usual_epochs = float(np.median(child_epochs)) if child_epochs else 1.0
         remaining = None if self.deadline is None else self.deadline - self.clock()
+        overhead = self.overhead_seconds()
         archs = [self._graphs[i][1] for i in ids]
         observed = [self._graphs[i][0] for i in ids]
+        parent_effort = {t.trial_id: self.effort(t.trial_id) for t in trained}
         seen = set(tried)
 
         def expand(item, rng):
@@ -422,15 +576,22 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
 
         def acquire(items):
             graphs = [g for g, _, _ in items]
-            cross = kernel_distances(edit_distances(graphs, archs), graphs, observed)  # (3, m, n)
-            mu, sd = gp.predict(cross)
+            seconds = cost.predict(graphs)  # (m,) seconds per epoch, or None
+            if remaining is None or seconds is None:
+                epochs = np.full(len(graphs), usual_epochs)
+            else:
+                training = self._child_seconds(remaining, seconds, overhead) - overhead
+                epochs = np.maximum(training, 0.0) / np.maximum(seconds, 1e-9)
+            candidate_efforts = np.array([parent_effort[p] for _, p, _ in items]) + epochs
+            edit = edit_distances(graphs, archs)
+            cross = kernel_distances(edit, graphs, observed, candidate_efforts, efforts)
+            mu, sd = gp.predict(cross)  # (4, m, n) -> (m,), (m,)
             if self.acquisition == "ei":
                 gain = expected_improvement(mu, sd, best) / y_scale  # (m,)
             else:
                 gain = (upper_confidence_bound(mu, sd, self.beta) - best) / y_scale  # (m,)
-            if remaining is None or epoch_seconds is None:
+            if remaining is None or seconds is None or typical_seconds is None:
                 return gain
-            seconds = epoch_seconds(cross, np.array([g.flops() for g in graphs], float))
             # Full gain per second once fewer than ~10 typical trials fit in the time
             # left; while many still fit, cost weighs in proportionally less.
             weight = min(1.0, self.cost_horizon * typical_seconds / max(remaining, 1e-9))
@@ -467,6 +628,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         state = super().get_state()
         state["deadline"] = self.deadline
         state["budget"] = self.budget
+        state["width"] = self.width
+        state["probe"] = self.probe
         return state
 
     def set_state(self, state):
@@ -481,6 +644,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         super().set_state(state)
         self.deadline = state.get("deadline")
         self.budget = state.get("budget")
+        self.width = state.get("width")
+        self.probe = state.get("probe")
 
     # ------------------------------------------------------------------ files
 
@@ -536,25 +701,32 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         }
 
 
-def kernel_distances(edit, graphs_a, graphs_b):
-    """The kernel's three distances between two lists of graphs.
+def kernel_distances(edit, graphs_a, graphs_b, efforts_a, efforts_b):
+    """The kernel's four distances between two lists of trained (or planned) graphs.
 
     Args:
         edit: (m, n) edit distances between `graphs_a` and `graphs_b`.
         graphs_a: m graphs.
         graphs_b: n graphs.
+        efforts_a: (m,) epochs of training behind each of `graphs_a` (see
+            `NetworkMorphismOracle.effort`).
+        efforts_b: (n,) the same for `graphs_b`.
 
     Returns:
-        (3, m, n): the edit distance, |log2 FLOPs_a - log2 FLOPs_b| and |depth_a - depth_b|.
+        (4, m, n): the edit distance, |log2 FLOPs_a - log2 FLOPs_b|,
+        |depth_a - depth_b| and |log2(1 + effort_a) - log2(1 + effort_b)|.
     """
     size_a, size_b = _log_flops(graphs_a), _log_flops(graphs_b)  # (m,), (n,)
     depth_a = np.array([g.depth() for g in graphs_a], float)  # (m,)
     depth_b = np.array([g.depth() for g in graphs_b], float)  # (n,)
+    effort_a = np.log2(1 + np.asarray(efforts_a, float))  # (m,)
+    effort_b = np.log2(1 + np.asarray(efforts_b, float))  # (n,)
     return np.stack(
         [
             np.asarray(edit, float),
             np.abs(size_a[:, None] - size_b[None, :]),
             np.abs(depth_a[:, None] - depth_b[None, :]),
+            np.abs(effort_a[:, None] - effort_b[None, :]),
         ]
     )
 
