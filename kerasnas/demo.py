@@ -40,9 +40,12 @@ def main(argv=None):
             ]
         ].to_string(index=False)
     )
+    chosen = f"trial {clf.best_trial_id_}"
+    if clf.ensemble_:
+        chosen = f"the ensemble of trials {', '.join(clf.ensemble_)}"
     print(
         f"search took {time.time() - start:.0f} s (limit {args.time_limit:.0f} s); "
-        f"test accuracy of trial {clf.best_trial_id_}: {clf.evaluate(x_test, y_test):.4f}"
+        f"test accuracy of {chosen}: {clf.evaluate(x_test, y_test):.4f}"
     )
 
 

@@ -4,8 +4,9 @@ It keeps scikit-learn's contract: `__init__` only stores its (keyword-only)
 arguments, `get_params`/`set_params` read and change them, `fit` checks them
 and returns `self`, and what `fit` learns lives in attributes ending in `_`.
 Reading data is `data.py`'s job, turning it into what Keras trains on
-`feeds.py`'s, the run directory's files and lock `run_dir.py`'s, and
-models for users `export.py`'s.
+`feeds.py`'s, the run directory's files and lock `run_dir.py`'s, averaging
+the best architectures after the search `ensemble.py`'s, and models for
+users `export.py`'s.
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ import numpy as np
 
 from kerasnas import files, trials
 from kerasnas.arguments import check_int
-from kerasnas.output import check_verbose, keras_fit_verbose, say
+from kerasnas.output import check_verbose, keras_fit_verbose, logger, say
 from kerasnas.tasks import data as datalib
-from kerasnas.tasks import export, feeds, run_dir
+from kerasnas.tasks import ensemble, export, feeds, run_dir
 from kerasnas.tasks.inputs import (
     check_images,
     check_lengths,
@@ -36,6 +37,7 @@ from kerasnas.tasks.run_dir import METADATA, DirectoryLock
 
 DEFAULT_TIME_LIMIT = 24 * 60 * 60
 RANGE_RATIO = 8  # predict warns when its images' value range differs from fit's by more
+ENSEMBLE_SHARE = 0.01  # of the time limit, kept back for choosing an ensemble after the search
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -64,6 +66,7 @@ class ImageTask:
         max_model_size=None,
         distribution_strategy=None,
         searcher_args=None,
+        ensemble_size=3,
         path=None,
     ):
         self.directory = directory
@@ -78,6 +81,7 @@ class ImageTask:
         self.max_model_size = max_model_size
         self.distribution_strategy = distribution_strategy
         self.searcher_args = searcher_args
+        self.ensemble_size = ensemble_size
         self.path = path
 
     # ------------------------------------------------------------------ parameters
@@ -241,7 +245,7 @@ class ImageTask:
                 a Dataset or a folder, leave `y` None.
             y: labels (see the class docstring).
             time_limit: seconds the whole call may take, choosing and restoring
-                the best model included. Defaults to 24 hours.
+                the best model (and the ensemble) included. Defaults to 24 hours.
             validation_split: fraction of the training images held out to score
                 architectures, when `validation_data` is None. Defaults to 0.1.
             validation_data: `(x_val, y_val)`, a Dataset of (image, label) or a
@@ -270,6 +274,7 @@ class ImageTask:
         start = time.time()
         time_limit = DEFAULT_TIME_LIMIT if time_limit is None else check_time_limit(time_limit)
         check_int("max_trials", self.max_trials, minimum=1, allow_none=True)
+        check_int("ensemble_size", self.ensemble_size, minimum=1)
         epochs = check_int("epochs", epochs, minimum=1, allow_none=True)
         batch_size = check_int("batch_size", batch_size, minimum=1, allow_none=True)
         verbose = check_verbose(self.verbose)
@@ -424,10 +429,13 @@ class ImageTask:
         self.searched_ = True
         if not os.path.exists(run_dir.metadata_path(self.project_dir)):
             # Written before any trial, so that a resumed search is checked against it.
-            self.best_trial_id_, self.final_weights_ = None, None
+            self.best_trial_id_, self.final_weights_, self.ensemble_ = None, None, []
             self._save_metadata()
-        # Keep back time to choose and restore the best model: the deadline covers all of fit.
-        reserve = min(5.0, 0.05 * time_limit)
+        # Keep back time to restore the best model and try the ensemble (a few validation
+        # passes: ENSEMBLE_SHARE of the budget): the deadline covers all of fit.
+        reserve = min(3.0, 0.03 * time_limit)
+        if self.ensemble_size > 1:
+            reserve += ENSEMBLE_SHARE * time_limit
         oracle.set_deadline(start + time_limit - reserve)  # the oracle owns the time
         fit_args, fit_kwargs = self._training_feed(train, encoded, weights, per_class, batch_size)
         validation_feed = self._validation_feed(val, val_encoded, batch_size)
@@ -458,13 +466,82 @@ class ImageTask:
         self.trials_ = oracle.trials
         self.best_trial_id_ = best.trial_id
         self.final_weights_ = None
+        self.ensemble_ = []
+        scores = self._try_ensemble(
+            completed[completed.index(best) :],
+            validation_feed,
+            (train.count, val.count),
+            batch_size,
+            start + time_limit,
+        )
         self._save_metadata()
         if verbose:
-            say(
-                f"kerasnas: best trial {self.best_trial_id_} with {self.objective_name} = "
-                f"{best.score:.4f}, after {time.time() - start:.0f} s."
-            )
+            line = f"kerasnas: best trial {self.best_trial_id_} with {self.objective_name} = "
+            line += f"{best.score:.4f}"
+            if self.ensemble_:
+                line += (
+                    f"; ensemble of trials {', '.join(self.ensemble_)}: validation "
+                    f"{ensemble.METRIC[self.task]} {scores[0]:.4f} against {scores[1]:.4f} "
+                    f"for trial {self.best_trial_id_} alone"
+                )
+            say(f"{line}, after {time.time() - start:.0f} s.")
         return self
+
+    def _try_ensemble(self, ranked, feed, counts, batch_size, deadline):
+        """Averages the best distinct architectures into `model_` if that scores better.
+
+        The best trial's model (`model_`, the first of `ranked`) and the next
+        ones with other architectures predict on the validation data while
+        the time before `deadline` allows (see `ensemble.gather`); if the
+        average of the first few beats the best alone (`ensemble.choose`), it
+        becomes `model_` and their trial ids `ensemble_`.
+
+        Args:
+            ranked: COMPLETED trials, best first, the first one that of `model_`.
+            feed: the validation data as `_validation_feed` gives it.
+            counts: `(training images, validation images)`, to estimate the
+                first validation pass from the best trial's epoch time.
+            batch_size: batch size for predicting.
+            deadline: the time by which `fit` must return.
+
+        Returns:
+            `(the ensemble's score, the best model's score)` on the validation
+            data (see `ensemble.score`) when an ensemble was chosen, else None.
+        """
+        if self.ensemble_size <= 1 or time.time() >= deadline:
+            return None
+        candidates = ensemble.members(ranked, self.ensemble_size)
+        if len(candidates) < 2:
+            return None
+        best, best_model = ranked[0], self.model_
+        epoch_seconds = trials.metric(best, trials.EPOCH_SECONDS) or 0.0
+        passes = _ValidationPasses(feed, max(batch_size, 256))
+        try:
+            gathered = ensemble.gather(
+                candidates,
+                lambda trial: best_model if trial is best else self._load_trial(trial),
+                passes,
+                deadline,
+                flops=lambda trial: trials.graph_of(trial).flops(),
+                first_seconds=epoch_seconds * counts[1] / max(1, sum(counts)),
+            )
+        except _ReorderedError as e:
+            logger.warning("%s", e)
+            return None
+        if len(gathered) < 2:
+            return None
+        outputs = [found[2] for found in gathered]
+        count = ensemble.choose(outputs, passes.labels, self.task)
+        if count < 2:
+            return None
+        chosen = gathered[:count]
+        self.model_ = ensemble.average([model for _, model, _ in chosen])
+        self.ensemble_ = [trial.trial_id for trial, _, _ in chosen]
+        mean = np.mean(outputs[:count], axis=0)
+        return (
+            ensemble.score(mean, passes.labels, self.task),
+            ensemble.score(outputs[0], passes.labels, self.task),
+        )
 
     def _training_feed(self, train, encoded, weights, per_class, batch_size, augment=None):
         """`(args, kwargs)` for Keras' `fit` (through the tuner) on `train`."""
@@ -506,9 +583,8 @@ class ImageTask:
         is not the first."""
         failures = []
         for trial in ranked:
-            path = run_dir.checkpoint_path(self.project_dir, trial.trial_id)
             try:
-                model = run_dir.load_weights(trials.graph_of(trial).to_keras(), path, "")
+                model = self._load_trial(trial)
             except files.RunFileError as e:
                 failures.append(e)
                 continue
@@ -525,6 +601,19 @@ class ImageTask:
             f"{' '.join(str(f).strip() for f in failures)} Pass overwrite=True to start afresh.",
             failures[0].path,
         )
+
+    def _load_trial(self, trial, fix=""):
+        """The trial's model, named `trial_<id>`, with its best weights (or a `RunFileError`)."""
+        model = trials.graph_of(trial).to_keras(name=f"trial_{trial.trial_id}")
+        return run_dir.load_weights(
+            model, run_dir.checkpoint_path(self.project_dir, trial.trial_id), fix
+        )
+
+    def _fresh_model(self):
+        """The chosen model's architecture (the ensemble's, if any) with fresh weights."""
+        ids = getattr(self, "ensemble_", None) or [self.best_trial_id_]
+        models = [trials.graph_of(self.trials_[i]).to_keras(name=f"trial_{i}") for i in ids]
+        return models[0] if len(models) == 1 else ensemble.average(models)
 
     # ------------------------------------------------------------------ metadata
 
@@ -544,6 +633,7 @@ class ImageTask:
                 "targets": self._targets_config(),
                 "best_trial_id": self.best_trial_id_,
                 "final_weights": self.final_weights_,
+                "ensemble": list(getattr(self, "ensemble_", None) or []),
             },
         )
 
@@ -627,8 +717,21 @@ class ImageTask:
                 f"The best trial {self.best_trial_id_} of {self.project_dir} has no readable "
                 f"trial_{self.best_trial_id_}/{trials.TRIAL_FILE}. {fix}"
             )
-        path = run_dir.checkpoint_path(self.project_dir, self.best_trial_id_)
-        self.model_ = run_dir.load_weights(trials.graph_of(best).to_keras(), path, fix)
+        ids = metadata.get("ensemble") or []  # absent in a run of an older kerasnas
+        self.ensemble_ = list(ids) if len(ids) > 1 else []
+        if self.ensemble_:
+            fix += f" Or empty the `ensemble` list of {METADATA} to use the best trial alone."
+        models = []
+        for trial_id in self.ensemble_ or [self.best_trial_id_]:
+            trial = self.trials_.get(trial_id)
+            if trial is None or not trials.has_architecture(trial):
+                raise files.RunFileError(
+                    f"Trial {trial_id} of the ensemble in "
+                    f"{run_dir.metadata_path(self.project_dir)} has no readable "
+                    f"trial_{trial_id}/{trials.TRIAL_FILE}. {fix}"
+                )
+            models.append(self._load_trial(trial, fix))
+        self.model_ = models[0] if len(models) == 1 else ensemble.average(models)
         if self.final_weights_:
             path = os.path.join(self.project_dir, self.final_weights_)
             run_dir.load_weights(
@@ -659,6 +762,8 @@ class ImageTask:
         class_weight=None,
     ):
         """Trains the best architecture longer, on all the training data.
+
+        When `fit` chose an ensemble, the ensemble trains, as one model.
 
         Args:
             x_train: training images (numpy, a Dataset or a folder, as for `fit`).
@@ -709,8 +814,7 @@ class ImageTask:
                     f"Expected at least 2 images in `x_train` to hold some out; got {train.count}."
                 )
             train, encoded, weights, val, val_encoded = _split(train, encoded, weights, 0.1, None)
-        graph = trials.graph_of(self.trials_[self.best_trial_id_])
-        model = graph.to_keras()
+        model = self._fresh_model()
         if not retrain:
             model.set_weights(self.model_.get_weights())
         model.compile(
@@ -808,7 +912,8 @@ class ImageTask:
 
         Args:
             trial_id: the trial whose model to export (its best epoch's weights).
-                Defaults to None (the chosen model, after `final_fit` if called).
+                Defaults to None (the chosen model: the ensemble if `fit` chose
+                one, after `final_fit` if called).
         """
         self._check_fitted()
         model = self.model_ if trial_id is None else self._trial_model(trial_id)
@@ -836,8 +941,7 @@ class ImageTask:
                 f"Expected `trial_id` to be one of the search's trials {sorted(self.trials_)}. "
                 f"Received: trial_id={trial_id!r}"
             )
-        path = run_dir.checkpoint_path(self.project_dir, trial.trial_id)
-        return run_dir.load_weights(trials.graph_of(trial).to_keras(), path, "")
+        return self._load_trial(trial)
 
     def export(self, path):
         """Writes a TensorFlow SavedModel for serving, and the labels beside it.
@@ -894,6 +998,61 @@ def _find_run(directory):
     if len(found) > 1:
         raise ValueError(f"{directory} holds several searches; pass one of {found}.")
     return found[0]
+
+
+class _ReorderedError(ValueError):
+    """Raised when a streamed validation set yields its images in another order on a new pass."""
+
+
+class _ValidationPasses:
+    """`model -> (N, C) outputs` on the validation data, as `_validation_feed` gives it.
+
+    `labels` holds the encoded labels after the first pass. A streamed feed
+    is read again for every model, so each pass is checked to yield the
+    same images in the same order as the first (a Dataset reshuffled on
+    every iteration does not); otherwise the outputs could not be averaged.
+
+    Args:
+        feed: `(images, encoded labels)` arrays, or a Dataset of such batches.
+        batch_size: images per call of a model on arrays.
+    """
+
+    def __init__(self, feed, batch_size):
+        self.feed = feed
+        self.batch_size = batch_size
+        self.labels = None
+        self._fingerprint = None  # (N,) sum of each preprocessed image, of the first pass
+
+    def __call__(self, model):
+        if isinstance(self.feed, tuple):  # called batch by batch: no predict function to trace
+            images, self.labels = self.feed[0], np.asarray(self.feed[1])
+            return np.concatenate(
+                [
+                    np.asarray(model(images[i : i + self.batch_size], training=False))
+                    for i in range(0, len(images), self.batch_size)
+                ]
+            )
+        outputs, labels, sums = [], [], []
+        for images, encoded in self.feed:
+            outputs.append(np.asarray(model(images, training=False)))
+            labels.append(np.asarray(encoded))
+            images = np.asarray(images, dtype="float64")
+            sums.append(images.reshape(len(images), -1).sum(axis=1))
+        labels, sums = np.concatenate(labels), np.concatenate(sums)
+        if self._fingerprint is None:
+            self.labels, self._fingerprint = labels, sums
+        elif not (
+            labels.shape == self.labels.shape
+            and np.array_equal(labels, self.labels)
+            and np.allclose(sums, self._fingerprint, rtol=1e-6, atol=1e-6)
+        ):
+            raise _ReorderedError(
+                "kerasnas: `validation_data` yields its images in another order on each pass "
+                "(a Dataset shuffled on every iteration?), so the best models' outputs cannot "
+                "be averaged; keeping the best model alone. For an ensemble, pass validation "
+                "data in a fixed order (shuffle(..., reshuffle_each_iteration=False), or none)."
+            )
+        return np.concatenate(outputs)
 
 
 def _split(train, encoded, weights, fraction, seed):

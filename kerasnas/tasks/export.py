@@ -76,7 +76,7 @@ def history_frame(all_trials, objective):
                 "architecture": graph.summary(),
                 "params": graph.num_params(),
                 "flops": graph.flops(),
-                trials.EPOCHS: trials.metric(trial, trials.EPOCHS, np.nan),
+                trials.EPOCHS: round(float(trials.metric(trial, trials.EPOCHS, np.nan)), 2),
                 trials.TRAIN_SECONDS: trials.metric(trial, trials.TRAIN_SECONDS, np.nan),
             }
         )

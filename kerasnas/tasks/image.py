@@ -29,6 +29,10 @@ _ARGS = """
         max_model_size: most parameters an architecture may have. Defaults to None.
         distribution_strategy: a `tf.distribute.Strategy` for each trial. Defaults to None.
         searcher_args: keyword arguments for `NetworkMorphismOracle`. Defaults to None.
+        ensemble_size: at most this many of the best distinct architectures
+            averaged when that beats the best one on the validation data (the
+            result is still one plain Keras model); 1 switches the ensemble
+            off. Defaults to 3.
         path: AutoKeras 0.4's name for `directory`. Defaults to None.
 """
 

@@ -4,9 +4,10 @@ A run directory (`directory/project_name`) holds KerasTuner's files
 (`oracle.json`, `trial_<id>/trial.json`), each trial's best weights
 (`trial_<id>/checkpoint.weights.h5`) and kerasnas' own `kerasnas.json`:
 the task, the input the search was made for, the preprocessing, the label
-encoding and the best trial. Everything here reads files defensively: a
-damaged file gives an error that names it and says what to do, and nothing
-named in `kerasnas.json` may point outside the run directory.
+encoding, the best trial and the trials of the ensemble, if one was chosen.
+Everything here reads files defensively: a damaged file gives an error that
+names it and says what to do, and nothing named in `kerasnas.json` may point
+outside the run directory.
 """
 
 from __future__ import annotations
@@ -65,6 +66,16 @@ def read_metadata(project_dir, fix=FRESH_START):
         raise files.RunFileError(
             f"{path} holds final_weights={final!r}; only the name of a `.weights.h5` file inside "
             f"the run directory is accepted. {fix}",
+            path,
+        )
+    ensemble = metadata.get("ensemble")
+    if ensemble is not None and not (
+        isinstance(ensemble, list)
+        and all(isinstance(i, str) and _TRIAL_ID.fullmatch(i) for i in ensemble)
+    ):
+        raise files.RunFileError(
+            f"{path} holds ensemble={ensemble!r}, not a list of trial ids (letters, digits, _ "
+            f"and -). {fix}",
             path,
         )
     return metadata
