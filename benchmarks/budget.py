@@ -23,7 +23,9 @@ and `digits` (scikit-learn's bundled 8x8 digits, 1,797 images: 1,347 to train,
 
 Writes `DIR/results.json` (`results`: one row per run with system, dataset, seed,
 E_seconds, budget_E, time_limit, test_accuracy, wall_seconds, trials,
-children_trained, best_is_descendant, params, peak_rss_mb; and the `machine`),
+children_trained, best_is_descendant, params, peak_rss_mb, and for kerasnas
+first_params (the sized first architecture) and ensemble (members, 0 for none);
+and the `machine`),
 `DIR/budget_<dataset>.png` (test accuracy against budget, log x, one line per
 system through the medians, seeds as points) and prints a Markdown table.
 """
@@ -151,6 +153,8 @@ def run_system(system, dataset, seed, time_limit):
                 1 for t in done if trials.parent_of(t) and not trials.is_refinement(t)
             ),
             "best_is_descendant": bool(trials.graph_of(best).history),
+            "first_params": trials.graph_of(oracle.trials[min(oracle.trials, key=int)]).num_params(),
+            "ensemble": len(clf.ensemble_),
         }
         predict, params = clf.predict, clf.model_.count_params()
     return {
@@ -190,7 +194,7 @@ def parse_budget(text, e_seconds):
 def table(rows):
     header = (
         "dataset", "budget", "T s", "system", "seed", "test acc", "wall s", "over T",
-        "trials", "children", "best is child", "params", "peak MB",
+        "trials", "children", "best is child", "ensemble", "params", "peak MB",
     )  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for r in rows:
@@ -202,7 +206,7 @@ def table(rows):
             head + f"| {r['seed']} | {r['test_accuracy']:.4f} | {r['wall_seconds']:.0f} | "
             f"{r['wall_seconds'] - r['time_limit']:+.1f} | {r['trials']} | "
             f"{r['children_trained']} | {'yes' if r['best_is_descendant'] else 'no'} | "
-            f"{r['params']:,} | {r['peak_rss_mb']:.0f} |"
+            f"{r.get('ensemble', 0) or '-'} | {r['params']:,} | {r['peak_rss_mb']:.0f} |"
         )
     return "\n".join(lines)
 
