@@ -51,7 +51,7 @@ class TimeBudget(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self.stopped = False
         self._step_seconds = []
-        self._batch_start = self._last_batch_end = None
+        self._last_batch_end = None
 
     def expected_step(self):
         """Seconds one more training batch is expected to take (0 before one was timed)."""
@@ -73,16 +73,17 @@ class TimeBudget(keras.callbacks.Callback):
                 print("TimeBudget: the time budget is spent; stopping training.")
 
     def on_epoch_begin(self, epoch, logs=None):
+        self._last_batch_end = None
         self._check(self.clock())
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._batch_start = self.clock()
 
     def on_train_batch_end(self, batch, logs=None):
         now = self.clock()
-        # The first step of a fit traces the graph: it says little about the others.
-        if self._batch_start is not None and batch > 0:
-            self._step_seconds.append(now - self._batch_start)
+        # A step is timed from one batch's end to the next's, so that what happens
+        # between batches (feeding data, other callbacks) counts too. The first batch
+        # of an epoch is left out: it follows the epoch's start, and in the first epoch
+        # it traces the graph.
+        if self._last_batch_end is not None:
+            self._step_seconds.append(now - self._last_batch_end)
         self._last_batch_end = now
         self._check(now)
 
@@ -131,7 +132,7 @@ class TimeCosineDecay(keras.callbacks.Callback):
 
 
 class EpochTimer(keras.callbacks.Callback):
-    """Times training: each epoch, each batch, and what follows an epoch's last batch.
+    """Times training: each epoch, each step, and what follows an epoch's last batch.
 
     From these it estimates what a whole epoch costs even when training was
     cut short in the middle of one (`full_epoch_seconds`), and how many epochs
@@ -147,21 +148,20 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.epoch_seconds = []
-        self.step_seconds = []  # every training batch but the first (which traces)
+        self.step_seconds = []  # batch end to batch end, within an epoch
         self.tail_seconds = []  # last batch's end to the epoch's end: validation and callbacks
         self.batches = 0
-        self._batch_start = self._last_batch_end = None
+        self._last_batch_end = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = self.clock()
-
-    def on_train_batch_begin(self, batch, logs=None):
-        self._batch_start = self.clock()
+        self._last_batch_end = None
 
     def on_train_batch_end(self, batch, logs=None):
-        self._last_batch_end = self.clock()
-        if self.batches:
-            self.step_seconds.append(self._last_batch_end - self._batch_start)
+        now = self.clock()
+        if self._last_batch_end is not None:  # as `TimeBudget` times a step
+            self.step_seconds.append(now - self._last_batch_end)
+        self._last_batch_end = now
         self.batches += 1
 
     def on_epoch_end(self, epoch, logs=None):
@@ -175,7 +175,7 @@ class EpochTimer(keras.callbacks.Callback):
         return int(steps) if steps else None
 
     def full_epoch_seconds(self):
-        """Seconds a whole epoch takes: the mean batch times the batches per epoch, plus
+        """Seconds a whole epoch takes: the mean step times the batches per epoch, plus
         the shortest tail; the mean epoch when Keras does not know the batches per
         epoch. None before any epoch ended."""
         steps = self._steps()

@@ -65,7 +65,20 @@ RIGHT = np.eye(3)[LABELS]  # 4 of 4
     ],
 )
 def test_choose_averages_only_when_strictly_more_accurate(outputs, expected):
-    assert ensemble.choose(outputs, LABELS, "classification") == expected
+    many = [np.tile(o, (4, 1)) for o in outputs]  # 16 images: one in four gained is no noise
+    assert ensemble.choose(many, np.tile(LABELS, 4), "classification") == expected
+
+
+def test_choose_keeps_the_single_model_when_the_gain_is_within_noise():
+    labels = np.zeros(1000, dtype=int)
+    single = np.tile([0.6, 0.4], (1000, 1))
+    single[:10] = [0.4, 0.6]  # 990 of 1000 right
+    other = single.copy()
+    other[:2] = [0.9, 0.1]
+    other[10:11] = [0.1, 0.9]  # together: 991 right, 1 lost, 2 gained
+    assert ensemble.choose([single, other], labels, "classification") == 1
+    other[:10] = [0.9, 0.1]  # together: 999 right, 1 lost, 10 gained
+    assert ensemble.choose([single, other], labels, "classification") == 2
 
 
 TARGETS = np.array([[0.0], [1.0], [2.0]])
@@ -78,7 +91,8 @@ HIGH = np.array([[-0.5], [1.0], [2.0]])  # as bad, the other way: together exact
     [([LOW, HIGH], 2), ([LOW, LOW], 1), ([LOW, np.full((3, 1), 5.0)], 1), ([LOW, LOW, HIGH], 3)],
 )
 def test_choose_averages_only_when_the_squared_error_is_strictly_lower(outputs, expected):
-    assert ensemble.choose(outputs, TARGETS, "regression") == expected
+    many = [np.tile(o, (4, 1)) for o in outputs]
+    assert ensemble.choose(many, np.tile(TARGETS, (4, 1)), "regression") == expected
 
 
 def test_choose_names_what_it_cannot_use():

@@ -192,7 +192,7 @@ def test_the_probe_times_a_few_batches_and_scales_them_to_an_epoch(tmp_path, cou
     tuner = make_tuner(tmp_path, max_trials=1, clock=ReadTicks())
     x, y = quadrant_data(count, 0)
     epoch, overhead = tuner.probe(generators.cnn((8, 8, 1), 3), x, y)
-    # Each batch reads the clock twice (its start and end): 0.01 s a batch, `steps` a epoch.
+    # Each batch reads the clock once, at its end: 0.01 s a step, `steps` steps an epoch.
     assert epoch == pytest.approx(0.01 * steps)
     assert overhead >= 0
 

@@ -275,14 +275,17 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
 
     def populate_space(self, trial_id):
         """Proposes the next architecture: an initial one, or a morphed trained one."""
-        if self.deadline is not None and self.clock() + self.overhead_seconds() >= self.deadline:
-            # What is left would go to building and tracing a model: leave it to the finish.
-            return {"status": _Status.STOPPED, "values": None}
         trained = [
             t
             for t in self._searched()
             if t.status == _Status.COMPLETED and t.score is not None and math.isfinite(t.score)
         ]
+        if self.deadline is not None and self.clock() >= self.deadline - (
+            self.overhead_seconds() if trained else 0.0
+        ):
+            # What is left would go to building and tracing a model: leave it to the
+            # finish (but without a trained model, any training is worth its overhead).
+            return {"status": _Status.STOPPED, "values": None}
         tried = {self.trial_graph(t).architecture_key() for t in self._searched()}
         for index, graph in enumerate(self._initial_candidates()):
             fits = index == 0 or self._epochs_left(graph) >= INITIAL_EPOCHS

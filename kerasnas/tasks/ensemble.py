@@ -77,12 +77,35 @@ def better(new, old, task):
     return new > old if task == "classification" else new < old
 
 
+def gains(candidate, single, labels, task):
+    """Per-image improvement of `candidate` outputs over `single` ones, (N,): correctness
+    gained (1, 0 or -1), or squared error saved."""
+    candidate = np.asarray(candidate, dtype="float64")
+    single = np.asarray(single, dtype="float64")
+    if task == "classification":
+        labels = np.asarray(labels).reshape(-1)
+        right = lambda outputs: (outputs.argmax(axis=1) == labels).astype("float64")  # noqa: E731
+        return right(candidate) - right(single)
+    labels = np.asarray(labels, dtype="float64").reshape(single.shape)
+    error = lambda outputs: ((outputs - labels) ** 2).reshape(len(labels), -1).mean(axis=1)  # noqa: E731
+    return error(single) - error(candidate)
+
+
+def significant(gained):
+    """Whether the mean of per-image gains exceeds its standard error (about one sigma):
+    on a small validation set one image more right is noise, not a better model."""
+    if len(gained) < 2 or gained.mean() <= 0:
+        return False
+    return gained.mean() > gained.std(ddof=1) / np.sqrt(len(gained))
+
+
 def choose(outputs, labels, task):
     """How many leading members to average: the best prefix, if it beats the best member.
 
     Prefixes of 2 to k members are tried; the best of them is kept only if
-    it scores strictly better than the first member alone (a tie keeps the
-    single model), and of equally good prefixes the shortest.
+    it scores strictly better than the first member alone, by more than the
+    standard error of the per-image difference (`significant`; a tie keeps
+    the single model), and of equally good prefixes the shortest.
 
     Args:
         outputs: the members' (N, C) outputs on the validation data, best member first.
@@ -105,8 +128,10 @@ def choose(outputs, labels, task):
     stacked = np.stack([np.asarray(o, dtype="float64") for o in outputs])  # (k, N, C)
     count, best = 1, score(stacked[0], labels, task)
     for n in range(2, len(stacked) + 1):
-        candidate = score(stacked[:n].mean(axis=0), labels, task)
-        if better(candidate, best, task):
+        averaged = stacked[:n].mean(axis=0)
+        candidate = score(averaged, labels, task)
+        gained = gains(averaged, stacked[0], labels, task)
+        if better(candidate, best, task) and significant(gained):
             count, best = n, candidate
     return count
 
