@@ -13,6 +13,7 @@ from conftest import quadrant_images
 from PIL import Image
 
 import kerasnas
+from kerasnas.graph import generators
 from kerasnas.tasks import data, feeds
 
 NAMES = ["left", "right", "bottom"]
@@ -194,8 +195,14 @@ def recall_of_minority(class_weight, verbose, tmp_path):
     keep = (y == 0) | (rng.uniform(size=len(y)) < 0.12)  # about 1 in 12 of class 1 kept
     x, y = x[keep], y[keep]
     noisy = np.clip(x + rng.normal(0, 90, x.shape), 0, 255).astype("uint8")  # a hard problem
+    # One fixed architecture (not one sized to the machine), so that only the weights differ.
+    first = generators.cnn((*x.shape[1:], 1), 2)
     clf = kerasnas.ImageClassifier(
-        directory=str(tmp_path / str(class_weight)), max_trials=1, seed=0, verbose=verbose
+        directory=str(tmp_path / str(class_weight)),
+        max_trials=1,
+        seed=0,
+        verbose=verbose,
+        searcher_args={"initial_graphs": [first]},
     )
     clf.fit(noisy, y, time_limit=30, epochs=3, batch_size=32, class_weight=class_weight)
     x_test, y_test = quadrant_images(300, 6)
