@@ -18,14 +18,18 @@ class FakeClock:
         self.now += float(seconds)
 
 
-def ticking(clock, train_batch=0.0, test_batch=0.0):
-    """A Keras callback that advances `clock` by the given seconds per training/validation batch.
+def ticking(clock, train_batch=0.0, test_batch=0.0, train_begin=0.0):
+    """A Keras callback that advances `clock` by the given seconds per training/validation
+    batch, and by `train_begin` when training begins (as building and tracing take).
 
     Place it before the callbacks under test, so they see the batch's time.
     """
     import keras
 
     class Tick(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            clock.advance(train_begin)
+
         def on_train_batch_end(self, batch, logs=None):
             clock.advance(train_batch)
 

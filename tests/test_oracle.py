@@ -14,9 +14,9 @@ from kerasnas.graph import generators
 from kerasnas.oracle import NetworkMorphismOracle
 from kerasnas.oracle.network_morphism import (
     CHILD_EPOCHS,
-    CHILD_SHARE,
     DEFAULT_WIDTH,
     FIRST_WIDTHS,
+    REFINE_EPOCHS,
     SIZE_EPOCHS,
 )
 from kerasnas.trials import EPOCH_SECONDS
@@ -217,6 +217,8 @@ def test_max_model_size_below_every_initial_architecture_is_an_error(tmp_path):
         ({"max_morphisms": 0}, "max_morphisms.*>= 1"),
         ({"pool_size": -1}, "pool_size.*>= 0"),
         ({"cost_horizon": -1}, "cost_horizon"),
+        ({"child_share": 0}, "child_share.*> 0"),
+        ({"child_share": 1.5}, "child_share.*<= 1"),
         ({"task": "segmentation"}, "task.*'classification', 'regression'"),
         ({"max_consecutive_failed_trials": 0}, "max_consecutive_failed_trials"),
         ({"max_model_size": 0}, "max_model_size.*>= 1"),
@@ -325,7 +327,7 @@ def test_a_small_budget_skips_initial_architectures_and_refines_early(tmp_path, 
     oracle = make_oracle(tmp_path, refine_share=1e-4, clock=clock)  # the share rule stays off
     first = run(oracle, 1)[0]  # epochs take flops * 1e-6 s in `run`
     epoch = trials.graph_of(first).flops() * 1e-6
-    oracle.set_deadline(clock() + 5 * epoch, budget=1000)  # early in the budget
+    oracle.set_deadline(clock() + (REFINE_EPOCHS - 0.5) * epoch, budget=1000)  # early on
     trial = oracle.create_trial("tuner0")  # not the second initial architecture: refine
     assert trials.is_refinement(trial) and trials.parent_of(trial) == first.trial_id
 
@@ -461,7 +463,7 @@ def test_children_are_judged_by_short_warm_started_runs(tmp_path, clock):
     child = oracle.create_trial("tuner0")
     assert trials.parent_of(child) == first.trial_id and not trials.is_refinement(child)
     epoch = oracle.epoch_seconds(trials.graph_of(child))
-    expected = 3.0 + max(CHILD_SHARE * 200, CHILD_EPOCHS * epoch)
+    expected = 3.0 + max(oracle.child_share * 200, CHILD_EPOCHS * epoch)
     assert trials.plan_of(child).seconds == pytest.approx(expected, rel=1e-3)
     assert trials.plan_of(child).seconds < oracle.plan(graph).seconds  # an initial one: 30%
 

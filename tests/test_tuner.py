@@ -19,7 +19,7 @@ def quadrant_data(n, seed):
 
 
 def make_tuner(directory, max_trials, **kwargs):
-    oracle_keys = ("initial_graphs", "clock", "search")
+    oracle_keys = ("initial_graphs", "clock", "search", "child_share")
     oracle_kwargs = {k: kwargs.pop(k) for k in oracle_keys if k in kwargs}
     oracle = NetworkMorphismOracle((8, 8, 1), 3, max_trials=max_trials, seed=1, **oracle_kwargs)
     kwargs.setdefault("max_epochs", 2)
@@ -119,13 +119,19 @@ def test_user_callbacks_are_copied_for_each_trial(tmp_path):
 
 
 def search_on_a_fake_clock(tmp_path, clock, seconds, **kwargs):
-    """A search with a deadline where batches take 0.5 s and validation batches 0.1 s."""
+    """A search with a deadline where a trial takes 3 s to start, batches 0.5 s and
+    validation batches 0.1 s.
+
+    Children train for 20% of the budget (not 4%): each trial also costs real seconds
+    to build and trace, however little fake time it trains.
+    """
+    kwargs.setdefault("child_share", 0.2)
     tuner = make_tuner(tmp_path, max_trials=None, max_epochs=1000, clock=clock, **kwargs)
     tuner.deadline = clock() + seconds
     tuner.search(
         *quadrant_data(64, 0),
         validation_data=quadrant_data(32, 1),
-        callbacks=[ticking(clock, train_batch=0.5, test_batch=0.1)],
+        callbacks=[ticking(clock, train_batch=0.5, test_batch=0.1, train_begin=3.0)],
     )
     return tuner
 
@@ -210,4 +216,4 @@ def test_under_a_deadline_the_first_architecture_is_sized_from_the_probe(tmp_pat
     assert all(timing["epoch_seconds"] > 0 for timing in oracle.probe)
     first = trials.graph_of(oracle.trials[min(oracle.trials)])
     assert first.layers[0]["config"]["filters"] == oracle.width
-    assert first.architecture_key() == oracle._default_graphs(oracle.width / 32)[0].architecture_key()
+    assert first.architecture_key() == oracle._default_graphs(oracle.width)[0].architecture_key()

@@ -45,14 +45,15 @@ SIZE_EPOCHS = 5
 # Under a deadline: another initial architecture starts only while about this many of its
 # epochs fit in the time left (a cold start judged on a short run learns nothing, so it
 # gets a full trial, which only a long budget affords), and the best architecture is
-# refined once no more than REFINE_EPOCHS of its epochs fit.
+# refined once the last `refine_share` of the budget has come, or earlier when no more
+# than REFINE_EPOCHS of its epochs fit. (Six took over half of a 15E budget on MNIST,
+# leaving room for one or two children.)
 INITIAL_EPOCHS = 30
-REFINE_EPOCHS = 6
-# A morphism child is judged by a short warm-started run: CHILD_SHARE of the budget, and
+REFINE_EPOCHS = 3
+# A morphism child is judged by a short warm-started run: `child_share` of the budget, and
 # at least CHILD_EPOCHS of its epochs (it starts from its parent's function, so part of an
 # epoch shows whether the change helps; the kernel compares scores at the training effort
 # behind them).
-CHILD_SHARE = 0.04
 CHILD_EPOCHS = 0.5
 
 
@@ -83,7 +84,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
     Time: under a deadline (`set_deadline`) the oracle plans every trial (a
     `kerasnas.trials.TrialPlan` in the trial's values, which the tuner
     executes): the first architecture gets `trial_share` of the time left;
-    a morphism child gets a short run (`CHILD_SHARE` of the budget, at
+    a morphism child gets a short run (`child_share` of the budget, at
     least `CHILD_EPOCHS` of its epochs) plus the trial's overhead (building,
     weight transfer, tracing: measured on the trials); the refinement gets
     all the time left. Epoch times come from one `EpochCost` model
@@ -93,13 +94,13 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
     improvement, or `UCB - best`, over the scores' standard deviation) is
     divided by `r ** w`, where `r` is the candidate's predicted epoch time
     over the median measured one and
-    `w = min(1, 10 * median epoch time / time left)`. Candidates that cannot
+    `w = min(1, cost_horizon * median epoch time / time left)`. Candidates that cannot
     finish one epoch in the time left are never proposed, and no trial
     starts when the time left would go to building it. Without a deadline,
     gain alone counts.
 
     Refinement: once the time left falls to `refine_share` of the budget
-    given to `set_deadline`, or to six epochs of the best architecture,
+    given to `set_deadline`, or to three epochs of the best architecture,
     the next trial is the best architecture itself, with `"refine": True`:
     the tuner trains it on from its best weights for all the time left.
     Candidates with more than `max_model_size` parameters are never proposed.
@@ -135,6 +136,12 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         trial_share: under a deadline, the fraction of the time left that one
             trial may train (always room for one and a half epochs, by the
             epoch-time estimate); a refinement gets all the time left. Defaults to 0.3.
+        child_share: under a deadline, the fraction of the budget a morphism
+            child trains for (at least half an epoch), on top of the trial's
+            overhead. Defaults to 0.04: the number of children a budget holds
+            is about (1 - refine_share - trial_share) / child_share.
+        cost_horizon: the 10 in `w` above: cost weighs fully once fewer than
+            this many typical epochs fit in the time left. Defaults to 10.
         patience: most `EarlyStopping` patience in epochs; a trial with room for
             few epochs gets less (a quarter of the epochs that fit, at least 1);
             a refinement has none (its time-annealed schedule ends it). Defaults to 3.
@@ -176,6 +183,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         cost_horizon=10,
         refine_share=0.25,
         trial_share=0.3,
+        child_share=0.04,
         patience=3,
         search=True,
         max_consecutive_failed_trials=20,
@@ -202,6 +210,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         self.cost_horizon = check_number("cost_horizon", cost_horizon, low=0)
         self.refine_share = check_number("refine_share", refine_share, 0, 1, high_open=True)
         self.trial_share = check_number("trial_share", trial_share, 0, 1, low_open=True)
+        self.child_share = check_number("child_share", child_share, 0, 1, low_open=True)
         self.patience = check_int("patience", patience, minimum=0)
         if not isinstance(search, bool):
             raise ValueError(f"Expected `search` to be True or False. Received: search={search!r}")
@@ -224,7 +233,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             )
         self.initial_graphs = [g for g in initial_graphs if self._fits(g)]
         if self._sized and not self.initial_graphs:  # the narrowest may still fit
-            self.initial_graphs = self._default_graphs(FIRST_WIDTHS[0] / DEFAULT_WIDTH)
+            self.initial_graphs = self._default_graphs(FIRST_WIDTHS[0])
         if not self.search:
             self.initial_graphs = self.initial_graphs[:1]
         if not self.initial_graphs:
@@ -369,20 +378,23 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
     def probe_graphs(self):
         """The architectures to time for `set_probe`: the first one at the default width
         and at the narrowest."""
-        graphs = [self._default_graphs(1.0), self._default_graphs(FIRST_WIDTHS[0] / DEFAULT_WIDTH)]
+        graphs = [self._default_graphs(DEFAULT_WIDTH), self._default_graphs(FIRST_WIDTHS[0])]
         unique = {g[0].architecture_key(): g[0] for g in graphs if g}
         return list(unique.values())
 
     def cost_model(self):
         """The `EpochCost` model, fitted to the timed trials and the probe's timings."""
-        measured = [
-            (self.trial_graph(t), trials.metric(t, EPOCH_SECONDS))
+        timed = [
+            (t.trial_id, trials.metric(t, EPOCH_SECONDS))
             for t in self._searched()
             if t.status == _Status.COMPLETED and t.metrics.exists(EPOCH_SECONDS)
         ]
-        measured += [(Graph.from_json(p["architecture"]), p["epoch_seconds"]) for p in self.probe or []]
-        key = [(g.architecture_key(), s) for g, s in measured]
-        if self._cost[0] != key:
+        key = (timed, len(self.probe or []))
+        if self._cost[0] != key:  # refit only when a timing came or went
+            measured = [(self.trial_graph(self.trials[i]), s) for i, s in timed]
+            measured += [
+                (Graph.from_json(p["architecture"]), p["epoch_seconds"]) for p in self.probe or []
+            ]
             self._cost = (key, EpochCost().fit(measured))
         return self._cost[1]
 
@@ -408,8 +420,11 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         """
         return self.cost_model().predict(graph)
 
-    def _default_graphs(self, width):
-        graphs = generators.initial_graphs(self.input_shape, self.num_outputs, self.task, width)
+    def _default_graphs(self, filters):
+        """The default initial architectures with `filters` first-stage filters (that fit)."""
+        graphs = generators.initial_graphs(
+            self.input_shape, self.num_outputs, self.task, filters / DEFAULT_WIDTH
+        )
         return [g for g in graphs if self._fits(g)]
 
     def _initial_candidates(self):
@@ -418,23 +433,23 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             return self.initial_graphs
         if self.width is None:
             self.width = self._choose_width()
-        graphs = self._default_graphs(self.width / DEFAULT_WIDTH) or self.initial_graphs
+        graphs = self._default_graphs(self.width) or self.initial_graphs
         return graphs if self.search else graphs[:1]
 
     def _choose_width(self):
         """The widest `FIRST_WIDTHS` of which SIZE_EPOCHS epochs fit in the time left (on a
         resume without the search state: the width the trials were sized to)."""
+        candidates = {width: self._default_graphs(width) for width in FIRST_WIDTHS}
         tried = {self.trial_graph(t).architecture_key() for t in self._searched()}
-        for width in FIRST_WIDTHS:
-            graphs = self._default_graphs(width / DEFAULT_WIDTH)
+        for width, graphs in candidates.items():
             if any(g.architecture_key() in tried for g in graphs):
                 return width
         if self.deadline is None or self.cost_model().coefficients is None:
             return DEFAULT_WIDTH
         remaining = self.deadline - self.clock()
-        widths = [w for w in FIRST_WIDTHS if self._default_graphs(w / DEFAULT_WIDTH)]
+        widths = [w for w, graphs in candidates.items() if graphs]
         for width in reversed(widths):
-            first = self._default_graphs(width / DEFAULT_WIDTH)[0]
+            first = candidates[width][0]
             if SIZE_EPOCHS * self.epoch_seconds(first) + self.overhead_seconds() <= remaining:
                 return width
         return widths[0] if widths else DEFAULT_WIDTH
@@ -447,7 +462,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         Without a deadline: no time limit and the full patience. Under one: a
         share of the time left (all of it for a refinement), never less than
         one and a half epochs, and a patience of at most a quarter of the
-        epochs that fit. A morphism child gets a short run: `CHILD_SHARE` of
+        epochs that fit. A morphism child gets a short run: `child_share` of
         the budget, at least `CHILD_EPOCHS` of its epochs. Either gets all
         the time left when what it would leave could hardly train (under two
         epochs and two trials' overhead). A refinement
@@ -487,7 +502,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
     def _child_seconds(self, remaining, epoch, overhead):
         """A morphism child's short run: a share of the budget, at least part of an epoch,
         and the trial's overhead on top."""
-        share = CHILD_SHARE * (self.budget or remaining)
+        share = self.child_share * (self.budget or remaining)
         if epoch is not None:
             share = np.maximum(share, CHILD_EPOCHS * epoch)
         return np.minimum(remaining, overhead + share)
