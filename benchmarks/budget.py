@@ -2,14 +2,15 @@
 
 Usage:
     python benchmarks/budget.py [--budgets 5E,15E,40E] [--systems kerasnas,kerasnas-nosearch,cnn]
-                                [--seeds 1,2] [--dataset mnist|digits] [--output DIR]
+                                [--seeds 1,2] [--dataset mnist|digits] [--e-seconds E] [--output DIR]
 
 Budgets are stated in E, the seconds one epoch of the plain Keras convnet (the
 `cnn` system of `benchmarks/mnist.py`: 90% of the training images, batch 128)
 takes on the machine at hand, so that a budget means the same on a laptop, a
-Colab GPU or a slow 2-core VM. E is timed first, in its own process, as the
-second of two epochs (the first traces the graph). Plain seconds (`600`) are
-accepted too.
+Colab GPU or a slow 2-core VM. E is timed first, in its own process: the median
+of epochs 2-4 (the first traces the graph; on a shared VM one epoch in a few
+can stall for ten seconds). `--e-seconds` reuses an E timed before, so that
+seeds run apart share their budgets. Plain seconds (`600`) are accepted too.
 
 The systems, each run in its own process, one after another:
 - `kerasnas`: `ImageClassifier(seed=s).fit(x, y, time_limit=T)`.
@@ -21,7 +22,8 @@ Datasets: `mnist` (the real 60,000/10,000, from `kerasnas.datasets.load_mnist`)
 and `digits` (scikit-learn's bundled 8x8 digits, 1,797 images: 1,347 to train,
 450 to test, split with the seed 0; `pip install scikit-learn`).
 
-Writes `DIR/results.json` (`results`: one row per run with system, dataset, seed,
+Writes `DIR/results.json` (`results`: one row per run, kept across invocations
+but for the runs repeated, with system, dataset, seed,
 E_seconds, budget_E, time_limit, test_accuracy, wall_seconds, trials,
 children_trained, best_is_descendant, params, peak_rss_mb, and for kerasnas
 first_params (the sized first architecture) and ensemble (members, 0 for none);
@@ -108,7 +110,8 @@ def _fit_convnet(x, y, callbacks, epochs):
 
 
 def time_epoch(dataset, seed):
-    """E: seconds of the convnet's second epoch (the first also traces the graph)."""
+    """E: the median seconds of the convnet's epochs 2-4 (the first also traces the graph;
+    the median, because a shared machine now and then stalls for seconds)."""
     import keras
 
     from kerasnas.callbacks import EpochTimer
@@ -116,8 +119,11 @@ def time_epoch(dataset, seed):
     (x, y), _ = load(dataset)
     keras.utils.set_random_seed(seed)
     timer = EpochTimer()
-    _fit_convnet(x, y, [timer], epochs=2)
-    return {"E_seconds": round(timer.epoch_seconds[1], 2)}
+    _fit_convnet(x, y, [timer], epochs=4)
+    return {
+        "E_seconds": round(statistics.median(timer.epoch_seconds[1:]), 2),
+        "E_epochs": [round(s, 2) for s in timer.epoch_seconds],
+    }
 
 
 def run_system(system, dataset, seed, time_limit):
@@ -257,6 +263,7 @@ def main():
     parser.add_argument(
         "--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
     )
+    parser.add_argument("--e-seconds", type=float, help="use this E instead of timing it")
     parser.add_argument("--time-epoch", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run", help=argparse.SUPPRESS)  # internal: one system, here
     parser.add_argument("--time-limit", type=float, help=argparse.SUPPRESS)
@@ -277,10 +284,14 @@ def main():
     if unknown:
         parser.error(f"unknown systems {unknown}; expected some of {','.join(SYSTEMS)}")
     os.makedirs(args.output, exist_ok=True)
-    timed = in_process(["--time-epoch", "--dataset", args.dataset, "--seeds", str(seeds[0])])
-    if "error" in timed:
-        parser.exit(1, f"timing E failed: {timed['error']}\n")
-    e_seconds = timed["E_seconds"]
+    if args.e_seconds:
+        e_seconds = args.e_seconds
+    else:
+        timed = in_process(["--time-epoch", "--dataset", args.dataset, "--seeds", str(seeds[0])])
+        if "error" in timed:
+            parser.exit(1, f"timing E failed: {timed['error']}\n")
+        e_seconds = timed["E_seconds"]
+        print(f"epochs of the plain convnet: {timed['E_epochs']} s", flush=True)
     print(f"E = {e_seconds:.2f} s (one epoch of the plain convnet on {args.dataset})", flush=True)
     rows = []
     for text in args.budgets.split(","):
@@ -300,16 +311,17 @@ def main():
                 )  # fmt: skip
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
     path = os.path.join(args.output, "results.json")
-    if os.path.exists(path):  # keep the other datasets' rows
+    rows_all = rows
+    if os.path.exists(path):  # keep earlier rows, but for the runs repeated now
+        key = lambda r: (r["dataset"], r["budget_E"], r["seed"], r["system"])  # noqa: E731
+        repeated = {key(r) for r in rows}
         with open(path) as f:
-            kept = [r for r in json.load(f)["results"] if r["dataset"] != args.dataset]
-        rows_all = kept + rows
-    else:
-        rows_all = rows
+            rows_all = [r for r in json.load(f)["results"] if key(r) not in repeated] + rows
     with open(path, "w") as f:
         json.dump({"results": rows_all, "machine": mnist.machine()}, f, indent=2)
-    plot(rows, args.dataset, e_seconds, os.path.join(args.output, f"budget_{args.dataset}.png"))
-    print(table(rows))
+    same = [r for r in rows_all if r["dataset"] == args.dataset]
+    plot(same, args.dataset, e_seconds, os.path.join(args.output, f"budget_{args.dataset}.png"))
+    print(table(same))
     print(f"wrote {path}")
 
 

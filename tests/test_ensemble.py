@@ -434,7 +434,7 @@ def test_fit_finishes_with_the_ensemble_choose_picks(ensemble_size, tmp_path, mo
     monkeypatch.setattr(ensemble, "choose", lambda outputs, labels, task: len(outputs))
     x, y = quadrant_images(90, 27)
     clf = kerasnas.ImageClassifier(
-        directory=str(tmp_path), seed=1, max_trials=3, ensemble_size=ensemble_size, verbose=1
+        directory=str(tmp_path), seed=1, max_trials=2, ensemble_size=ensemble_size, verbose=1
     )
     clf.fit(x, NAMES[y], time_limit=120, epochs=1)
     written = json.loads((tmp_path / "image_classifier" / "kerasnas.json").read_text())

@@ -35,14 +35,25 @@ def make_tuner(directory, max_trials, **kwargs):
     )
 
 
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A four-trial search without a deadline, run once for the tests that read it:
+    (tuner, its directory, the validation images)."""
+    keras.utils.set_random_seed(0)
+    directory = tmp_path_factory.mktemp("four_trials")
+    tuner = make_tuner(directory, max_trials=4)
+    x_val, y_val = quadrant_data(32, 1)
+    tuner.search(*quadrant_data(64, 0), validation_data=(x_val, y_val))
+    return tuner, directory, x_val
+
+
 @pytest.mark.slow
-def test_trials_train_save_their_best_weights_and_report_timings(tmp_path):
-    tuner = make_tuner(tmp_path, max_trials=4)
-    tuner.search(*quadrant_data(64, 0), validation_data=quadrant_data(32, 1))
+def test_trials_train_save_their_best_weights_and_report_timings(searched):
+    tuner, directory, _ = searched
     done = list(tuner.oracle.trials.values())
     assert [t.status for t in done] == ["COMPLETED"] * 4
     for trial in done:
-        assert (tmp_path / "search" / f"trial_{trial.trial_id}" / trials.CHECKPOINT).exists()
+        assert (directory / "search" / f"trial_{trial.trial_id}" / trials.CHECKPOINT).exists()
         for metric in trials.TIMING_METRICS:
             assert trial.metrics.get_last_value(metric) > 0
     best = tuner.get_best_models(1)[0]
@@ -51,15 +62,9 @@ def test_trials_train_save_their_best_weights_and_report_timings(tmp_path):
 
 
 @pytest.mark.slow
-def test_children_start_from_their_parents_function(tmp_path):
-    tuner = make_tuner(tmp_path, max_trials=4)
-    x_val, y_val = quadrant_data(32, 1)
-    tuner.search(*quadrant_data(64, 0), validation_data=(x_val, y_val))
-    child = (
-        tuner.oracle.trials["3"]
-        if "3" in tuner.oracle.trials
-        else list(tuner.oracle.trials.values())[3]
-    )
+def test_children_start_from_their_parents_function(searched):
+    tuner, _, x_val = searched
+    child = list(tuner.oracle.trials.values())[3]
     parent = tuner.oracle.get_trial(trials.parent_of(child))
     warm = tuner.build_model(child)  # before any training of the child
     trained_parent = tuner.load_model(parent)
@@ -146,7 +151,7 @@ def test_a_deadline_bounds_the_search(tmp_path, clock):
 
 @pytest.mark.slow
 def test_the_last_stretch_refines_the_best_trial_until_the_deadline(tmp_path, clock):
-    tuner = search_on_a_fake_clock(tmp_path, clock, 60)
+    tuner = search_on_a_fake_clock(tmp_path, clock, 40)
     done = [tuner.oracle.trials[i] for i in sorted(tuner.oracle.trials)]
     refined = [t for t in done if trials.is_refinement(t)]
     assert len(refined) == 1
