@@ -338,8 +338,8 @@ class MorphismTuner(keras_tuner.Tuner):
             batch_size: the batch size of array data. Defaults to the tuner's.
 
         Returns:
-            `(epoch_seconds, overhead_seconds)`: the mean step (batch end to batch end)
-            times the batches in an epoch,
+            `(epoch_seconds, overhead_seconds)`: the median step (batch end to batch
+            end) times the batches in an epoch,
             and the rest of the time (building, compiling, tracing the
             training and validation steps); None if the epoch's length is
             unknown or the clock did not move.
@@ -366,7 +366,8 @@ class MorphismTuner(keras_tuner.Tuner):
         model.fit(data, epochs=1, callbacks=[timer], verbose=0, **kwargs)
         if not timer.step_seconds:
             return None
-        step = float(np.mean(timer.step_seconds))
+        # The median: one stalled step of a shared machine would inflate a mean of a few.
+        step = float(np.median(timer.step_seconds))
         overhead = self.clock() - start - step * timer.batches
         if step <= 0:
             return None

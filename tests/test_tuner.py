@@ -208,6 +208,29 @@ def test_the_probe_times_a_few_batches_and_scales_them_to_an_epoch(tmp_path, cou
     assert overhead >= 0
 
 
+class StallingTicks(ReadTicks):
+    """`ReadTicks` that stalls for 5 s at one read, as a shared machine now and then does."""
+
+    def __init__(self, stall_at):
+        super().__init__()
+        self.reads, self.stall_at = 0, stall_at
+
+    def __call__(self):
+        self.reads += 1
+        if self.reads == self.stall_at:
+            self.now += 5.0
+        return super().__call__()
+
+
+def test_a_stall_during_the_probe_goes_to_its_overhead_not_to_the_epoch(tmp_path):
+    clock = StallingTicks(stall_at=5)  # the third batch's end (after the start and epoch begin)
+    tuner = make_tuner(tmp_path, max_trials=1, clock=clock)
+    epoch, overhead = tuner.probe(generators.cnn((8, 8, 1), 3), *quadrant_data(640, 0))
+    assert clock.reads > 5  # the stall happened
+    assert epoch == pytest.approx(0.01 * 40)  # the typical step, not one inflated by 5 s
+    assert overhead >= 5.0
+
+
 @pytest.mark.slow
 def test_under_a_deadline_the_first_architecture_is_sized_from_the_probe(tmp_path):
     import time
