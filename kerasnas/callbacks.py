@@ -50,12 +50,11 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.stopped = False
-        self._step_seconds = []
-        self._last_batch_end = None
+        self._step_times = _StepTimes()
 
     def expected_step(self):
         """Seconds one more training batch is expected to take (0 before one was timed)."""
-        return float(_median(self._step_seconds)) if self._step_seconds else 0.0
+        return float(_median(self._step_times.seconds)) if self._step_times.seconds else 0.0
 
     def expected_tail(self):
         """Seconds expected from the end of the last batch to the end of its epoch."""
@@ -73,24 +72,18 @@ class TimeBudget(keras.callbacks.Callback):
                 print("TimeBudget: the time budget is spent; stopping training.")
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._last_batch_end = None
+        self._step_times.epoch_begin()
         self._check(self.clock())
 
     def on_train_batch_end(self, batch, logs=None):
         now = self.clock()
-        # A step is timed from one batch's end to the next's, so that what happens
-        # between batches (feeding data, other callbacks) counts too. The first batch
-        # of an epoch is left out: it follows the epoch's start, and in the first epoch
-        # it traces the graph.
-        if self._last_batch_end is not None:
-            self._step_seconds.append(now - self._last_batch_end)
-        self._last_batch_end = now
+        self._step_times.batch_end(now)
         self._check(now)
 
     def on_epoch_end(self, epoch, logs=None):
         now = self.clock()
-        if self._last_batch_end is not None:
-            tail = now - self._last_batch_end
+        if self._step_times.last_end is not None:
+            tail = now - self._step_times.last_end
             self.tail_seconds = max(tail, self.tail_seconds or 0.0)
         self._check(now)
 
@@ -148,27 +141,28 @@ class EpochTimer(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.epoch_seconds = []
-        self.step_seconds = []  # batch end to batch end, within an epoch
         self.tail_seconds = []  # last batch's end to the epoch's end: validation and callbacks
         self.batches = 0
-        self._last_batch_end = None
+        self._step_times = _StepTimes()
+
+    @property
+    def step_seconds(self):
+        """The timed steps, batch end to batch end within an epoch (see `_StepTimes`)."""
+        return self._step_times.seconds
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = self.clock()
-        self._last_batch_end = None
+        self._step_times.epoch_begin()
 
     def on_train_batch_end(self, batch, logs=None):
-        now = self.clock()
-        if self._last_batch_end is not None:  # as `TimeBudget` times a step
-            self.step_seconds.append(now - self._last_batch_end)
-        self._last_batch_end = now
+        self._step_times.batch_end(self.clock())
         self.batches += 1
 
     def on_epoch_end(self, epoch, logs=None):
         now = self.clock()
         self.epoch_seconds.append(now - self._start)
-        if self._last_batch_end is not None:
-            self.tail_seconds.append(now - self._last_batch_end)
+        if self._step_times.last_end is not None:
+            self.tail_seconds.append(now - self._step_times.last_end)
 
     def _steps(self):
         steps = (self.params or {}).get("steps")
@@ -190,6 +184,25 @@ class EpochTimer(keras.callbacks.Callback):
         """Epochs trained, counting a cut-short epoch's part."""
         steps = self._steps()
         return self.batches / steps if steps else float(len(self.epoch_seconds))
+
+
+class _StepTimes:
+    """Training steps, each timed from one batch's end to the next's, so that what happens
+    between batches (feeding data, other callbacks) counts too. The first batch of an
+    epoch is left out: it follows the epoch's start, and in the first epoch it traces
+    the graph. Shared by `TimeBudget` and `EpochTimer`, so both mean the same step."""
+
+    def __init__(self):
+        self.seconds = []
+        self.last_end = None  # when the epoch's last batch so far ended
+
+    def epoch_begin(self):
+        self.last_end = None
+
+    def batch_end(self, now):
+        if self.last_end is not None:
+            self.seconds.append(now - self.last_end)
+        self.last_end = now
 
 
 def _median(values):

@@ -85,7 +85,7 @@ def test_time_budget_estimates_the_validation_pass_before_timing_it(clock):
     assert budget.tail_seconds is not None  # measured at the epoch's end, no validation: 0
     fresh = TimeBudget(clock() + 100, validation_steps=10, clock=clock)
     fresh.on_train_begin()
-    fresh._step_seconds = [0.2]
+    fresh._step_times.seconds = [0.2]
     assert fresh.expected_tail() == pytest.approx(0.5 * 0.2 * 10)
 
 
