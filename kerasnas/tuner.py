@@ -356,11 +356,14 @@ class MorphismTuner(keras_tuner.Tuner):
             batch_size = batch_size or self.batch_size
             count = PROBE_BATCHES * batch_size
             steps = math.ceil(len(x) / batch_size)
-            data, kwargs = x[:count], {
-                "y": y[:count],
-                "batch_size": batch_size,
-                "validation_data": (x[:batch_size], y[:batch_size]),
-            }
+            data, kwargs = (
+                x[:count],
+                {
+                    "y": y[:count],
+                    "batch_size": batch_size,
+                    "validation_data": (x[:batch_size], y[:batch_size]),
+                },
+            )
         if steps <= 0:
             return None
         model.fit(data, epochs=1, callbacks=[timer], verbose=0, **kwargs)

@@ -420,7 +420,9 @@ def test_the_first_architecture_is_sized_to_the_machine_and_budget(tmp_path, clo
     first = trials.graph_of(oracle.create_trial("tuner0"))
     assert first_width(oracle.probe_graphs()[0]) == DEFAULT_WIDTH
     assert first_width(first) in FIRST_WIDTHS
-    widths = {w: generators.initial_graphs(SHAPE, 3, width=w / DEFAULT_WIDTH)[0] for w in FIRST_WIDTHS}
+    widths = {
+        w: generators.initial_graphs(SHAPE, 3, width=w / DEFAULT_WIDTH)[0] for w in FIRST_WIDTHS
+    }
     fits = [w for w, g in widths.items() if SIZE_EPOCHS * oracle.epoch_seconds(g) + 0.5 <= budget]
     # The widest of which SIZE_EPOCHS epochs fit (the narrowest if none does).
     assert first_width(first) == (max(fits) if fits else FIRST_WIDTHS[0])
@@ -474,7 +476,8 @@ def test_effort_adds_up_the_training_behind_a_trial(tmp_path, clock):
     for epochs in (4.0, 0.5, 0.5):
         trial = oracle.create_trial("tuner0")
         oracle.update_trial(
-            trial.trial_id, {"val_accuracy": 0.5 + epochs / 100, EPOCH_SECONDS: 1.0, trials.EPOCHS: epochs}
+            trial.trial_id,
+            {"val_accuracy": 0.5 + epochs / 100, EPOCH_SECONDS: 1.0, trials.EPOCHS: epochs},
         )
         trial.status = "COMPLETED"
         oracle.end_trial(trial)

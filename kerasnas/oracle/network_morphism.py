@@ -402,7 +402,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         """Seconds a trial spends besides its epochs (building, weight transfer, compiling,
         tracing): the median over the timed trials, else the probe's, else 0."""
         spent = [
-            trials.metric(t, TRAIN_SECONDS) - trials.metric(t, EPOCHS) * trials.metric(t, EPOCH_SECONDS)
+            trials.metric(t, TRAIN_SECONDS)
+            - trials.metric(t, EPOCHS) * trials.metric(t, EPOCH_SECONDS)
             for t in self._searched()
             if t.status == _Status.COMPLETED
             and all(t.metrics.exists(m) for m in (TRAIN_SECONDS, EPOCHS, EPOCH_SECONDS))
@@ -562,11 +563,15 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         gp.fit(distances, y)
         best, y_scale = y.max(), (y.std() or 1.0)
         cost = self.cost_model()
-        timed = [trials.metric(t, EPOCH_SECONDS) for t in trained if t.metrics.exists(EPOCH_SECONDS)]
+        timed = [
+            trials.metric(t, EPOCH_SECONDS) for t in trained if t.metrics.exists(EPOCH_SECONDS)
+        ]
         typical_seconds = float(np.median(timed)) if timed else None
         # Without a deadline a child trains about as many epochs as the children before it.
         child_epochs = [
-            trials.metric(t, EPOCHS, 0.0) for t in trained if trials.parent_of(t) and not trials.is_refinement(t)
+            trials.metric(t, EPOCHS, 0.0)
+            for t in trained
+            if trials.parent_of(t) and not trials.is_refinement(t)
         ]
         usual_epochs = float(np.median(child_epochs)) if child_epochs else 1.0
         remaining = None if self.deadline is None else self.deadline - self.clock()
