@@ -14,6 +14,7 @@ from kerasnas.graph import generators
 from kerasnas.oracle import NetworkMorphismOracle
 from kerasnas.oracle.network_morphism import (
     CHILD_EPOCHS,
+    CHILD_OVERHEADS,
     DEFAULT_WIDTH,
     FIRST_WIDTHS,
     REFINE_EPOCHS,
@@ -465,9 +466,42 @@ def test_children_are_judged_by_short_warm_started_runs(tmp_path, clock):
     child = oracle.create_trial("tuner0")
     assert trials.parent_of(child) == first.trial_id and not trials.is_refinement(child)
     epoch = oracle.epoch_seconds(trials.graph_of(child))
-    expected = 3.0 + max(oracle.child_share * 200, CHILD_EPOCHS * epoch)
+    expected = 3.0 + max(oracle.child_share * 200, CHILD_EPOCHS * epoch, CHILD_OVERHEADS * 3.0)
     assert trials.plan_of(child).seconds == pytest.approx(expected, rel=1e-3)
     assert trials.plan_of(child).seconds < oracle.plan(graph).seconds  # an initial one: 30%
+
+
+def test_a_childs_run_is_planned_with_the_overhead_measured_on_children(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock, child_share=0.01)
+    oracle.set_deadline(clock() + 200, budget=200)  # too short for another initial architecture
+    oracle.set_probe(oracle.probe_graphs()[0], epoch_seconds=10.0, overhead_seconds=2.5)
+
+    def complete(trial, epochs, overhead):
+        metrics = {EPOCH_SECONDS: 10.0, trials.EPOCHS: epochs}
+        metrics[trials.TRAIN_SECONDS] = 10.0 * epochs + overhead
+        oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5 + epochs / 100, **metrics})
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+
+    def planned_training(child):  # the child's run beyond its overhead, as planned
+        epoch = oracle.epoch_seconds(trials.graph_of(child))
+        return max(oracle.child_share * 200, CHILD_EPOCHS * epoch)
+
+    first = oracle.create_trial("tuner0")
+    complete(first, epochs=2.0, overhead=18.0)  # the first trial pays one-time costs
+    assert oracle.overhead_seconds() == pytest.approx(18.0)
+    assert oracle.overhead_seconds(child=True) == pytest.approx(2.5)  # the probe's, until...
+    child = oracle.create_trial("tuner0")
+    assert trials.parent_of(child) == first.trial_id and not trials.is_refinement(child)
+    expected = 2.5 + max(planned_training(child), CHILD_OVERHEADS * 2.5)
+    assert trials.plan_of(child).seconds == pytest.approx(expected, rel=1e-3)
+    complete(child, epochs=0.5, overhead=4.0)
+    assert oracle.overhead_seconds(child=True) == pytest.approx(4.0)  # ...children are timed
+    grandchild = oracle.create_trial("tuner0")
+    assert trials.parent_of(grandchild) and not trials.is_refinement(grandchild)
+    # It trains for twice its overhead: more than 1% of the budget or half an epoch.
+    assert CHILD_OVERHEADS * 4.0 > planned_training(grandchild)
+    assert trials.plan_of(grandchild).seconds == pytest.approx(4.0 + CHILD_OVERHEADS * 4.0)
 
 
 def test_effort_adds_up_the_training_behind_a_trial(tmp_path, clock):

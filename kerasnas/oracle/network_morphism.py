@@ -53,8 +53,11 @@ REFINE_EPOCHS = 3
 # A morphism child is judged by a short warm-started run: `child_share` of the budget, and
 # at least CHILD_EPOCHS of its epochs (it starts from its parent's function, so part of an
 # epoch shows whether the change helps; the kernel compares scores at the training effort
-# behind them).
+# behind them), and at least CHILD_OVERHEADS times the trial's overhead, so that building
+# and tracing take at most a third of a child's time (where epochs are fast, as on a GPU,
+# the overhead would otherwise dominate).
 CHILD_EPOCHS = 0.5
+CHILD_OVERHEADS = 2
 
 
 class NetworkMorphismOracle(keras_tuner.Oracle):
@@ -85,8 +88,9 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
     `kerasnas.trials.TrialPlan` in the trial's values, which the tuner
     executes): the first architecture gets `trial_share` of the time left;
     a morphism child gets a short run (`child_share` of the budget, at
-    least `CHILD_EPOCHS` of its epochs) plus the trial's overhead (building,
-    weight transfer, tracing: measured on the trials); the refinement gets
+    least `CHILD_EPOCHS` of its epochs and twice the trial's overhead) plus
+    the overhead (building, weight transfer, tracing: measured on the
+    trials, on the children once there are some); the refinement gets
     all the time left. Epoch times come from one `EpochCost` model
     (seconds = a * FLOPs + b * activations + c), fitted to the epochs the
     trials measured (kept in the trial files), or to the probe before any.
@@ -398,18 +402,33 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             self._cost = (key, EpochCost().fit(measured))
         return self._cost[1]
 
-    def overhead_seconds(self):
+    def overhead_seconds(self, child=False):
         """Seconds a trial spends besides its epochs (building, weight transfer, compiling,
-        tracing): the median over the timed trials, else the probe's, else 0."""
-        spent = [
-            trials.metric(t, TRAIN_SECONDS)
-            - trials.metric(t, EPOCHS) * trials.metric(t, EPOCH_SECONDS)
+        tracing): the median over the timed trials, else the probe's, else 0.
+
+        Args:
+            child: the overhead of a morphism child: the median over the timed
+                children, else the probe's (building and tracing a model, as a
+                child does), else the trials'. The first trial also pays one-time
+                costs (on MNIST here: 9-19 s against 4-7 s for a child), which
+                would otherwise inflate every child's short run.
+        """
+        timed = [
+            t
             for t in self._searched()
             if t.status == _Status.COMPLETED
             and all(t.metrics.exists(m) for m in (TRAIN_SECONDS, EPOCHS, EPOCH_SECONDS))
         ]
-        if not spent:
-            spent = [p["overhead_seconds"] for p in self.probe or []]
+        children = [t for t in timed if trials.parent_of(t) and not trials.is_refinement(t)]
+        probed = [p["overhead_seconds"] for p in self.probe or []]
+        if child and not children and probed:
+            return max(0.0, float(np.median(probed)))
+        spent = [
+            trials.metric(t, TRAIN_SECONDS)
+            - trials.metric(t, EPOCHS) * trials.metric(t, EPOCH_SECONDS)
+            for t in (children if child and children else timed)
+        ]
+        spent = spent or probed
         return max(0.0, float(np.median(spent))) if spent else 0.0
 
     def epoch_seconds(self, graph):
@@ -464,7 +483,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         share of the time left (all of it for a refinement), never less than
         one and a half epochs, and a patience of at most a quarter of the
         epochs that fit. A morphism child gets a short run: `child_share` of
-        the budget, at least `CHILD_EPOCHS` of its epochs. Either gets all
+        the budget, at least `CHILD_EPOCHS` of its epochs and
+        `CHILD_OVERHEADS` times the overhead. Either gets all
         the time left when what it would leave could hardly train (under two
         epochs and two trials' overhead). A refinement
         trains on at half the learning rate: a full-rate restart would spend
@@ -483,7 +503,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             return trials.TrialPlan(None, None if refine else self.patience, scale)
         remaining = max(0.0, self.deadline - self.clock())
         epoch = self.epoch_seconds(graph)
-        overhead = self.overhead_seconds()
+        overhead = self.overhead_seconds(child=child)
         if refine:
             return trials.TrialPlan(remaining, None, scale)
         if child:
@@ -501,9 +521,9 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         return trials.TrialPlan(seconds, patience, scale)
 
     def _child_seconds(self, remaining, epoch, overhead):
-        """A morphism child's short run: a share of the budget, at least part of an epoch,
-        and the trial's overhead on top."""
-        share = self.child_share * (self.budget or remaining)
+        """A morphism child's short run: a share of the budget, at least part of an epoch and
+        a multiple of the trial's overhead, and the overhead on top."""
+        share = max(self.child_share * (self.budget or remaining), CHILD_OVERHEADS * overhead)
         if epoch is not None:
             share = np.maximum(share, CHILD_EPOCHS * epoch)
         return np.minimum(remaining, overhead + share)
@@ -575,7 +595,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         ]
         usual_epochs = float(np.median(child_epochs)) if child_epochs else 1.0
         remaining = None if self.deadline is None else self.deadline - self.clock()
-        overhead = self.overhead_seconds()
+        overhead = self.overhead_seconds(child=True)
         archs = [self._graphs[i][1] for i in ids]
         observed = [self._graphs[i][0] for i in ids]
         parent_effort = {t.trial_id: self.effort(t.trial_id) for t in trained}
