@@ -68,8 +68,8 @@ class MorphismTuner(keras_tuner.Tuner):
     validation pass and weight save to finish by the trial's deadline, and
     `TimeCosineDecay` anneals the learning rate towards that deadline. A
     refinement (the best architecture proposed again at the end of the
-    search) trains on from its parent's weights at half the rate, for all
-    the time left, without early stopping.
+    search) trains on from its parent's weights (at half the rate once they
+    have trained for an epoch), for all the time left, without early stopping.
 
     A candidate that fails (NaN loss, out of memory, too many parameters)
     fails its trial and the search goes on.

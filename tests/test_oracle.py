@@ -17,6 +17,7 @@ from kerasnas.oracle.network_morphism import (
     CHILD_OVERHEADS,
     DEFAULT_WIDTH,
     FIRST_WIDTHS,
+    LEARNED_EPOCHS,
     REFINE_EPOCHS,
     SIZE_EPOCHS,
 )
@@ -329,8 +330,10 @@ def test_a_small_budget_skips_initial_architectures_and_refines_early(tmp_path, 
     first = run(oracle, 1)[0]  # epochs take flops * 1e-6 s in `run`
     epoch = trials.graph_of(first).flops() * 1e-6
     oracle.set_deadline(clock() + (REFINE_EPOCHS - 0.5) * epoch, budget=1000)  # early on
+    oracle.update_trial(first.trial_id, {"val_accuracy": first.score, trials.EPOCHS: 2.0})
     trial = oracle.create_trial("tuner0")  # not the second initial architecture: refine
     assert trials.is_refinement(trial) and trials.parent_of(trial) == first.trial_id
+    assert trials.plan_of(trial).learning_rate_scale == 0.5  # two epochs learned: half rate
 
 
 def test_refinement_waits_for_the_last_stretch_and_can_be_turned_off(tmp_path, clock):
@@ -390,8 +393,10 @@ def test_the_oracle_plans_each_trials_time_patience_and_rate(tmp_path, clock):
     clock.advance(960)  # 40 s left: 12 s, but never under 1.5 epochs
     plan = oracle.plan(graph)
     assert plan.seconds == pytest.approx(15) and plan.patience == 1
-    refine = oracle.plan(graph, refine=True)
+    refine = oracle.plan(graph, refine=True, effort=LEARNED_EPOCHS)
     assert refine == trials.TrialPlan(40, None, 0.5)  # all the time left, no early stopping
+    # Weights trained for under an epoch have little to lose: the full rate.
+    assert oracle.plan(graph, refine=True, effort=0.7).learning_rate_scale == 1.0
     clock.advance(35)
     assert oracle.plan(graph).seconds == pytest.approx(5)  # never past the deadline
 

@@ -58,6 +58,11 @@ REFINE_EPOCHS = 3
 # the overhead would otherwise dominate).
 CHILD_EPOCHS = 0.5
 CHILD_OVERHEADS = 2
+# A refinement trains on at half the learning rate once the weights it starts from have
+# trained for LEARNED_EPOCHS (a full-rate restart would spend part of its few epochs
+# relearning them); weights trained for less have little to lose and learn faster at the
+# full rate.
+LEARNED_EPOCHS = 1.0
 
 
 class NetworkMorphismOracle(keras_tuner.Oracle):
@@ -328,7 +333,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             return {"status": _Status.STOPPED, "values": None}
         best = self.get_best_trials(1)[0]
         graph = self.trial_graph(best)
-        values = trials.values(graph, best.trial_id, refine=True, plan=self.plan(graph, True))
+        plan = self.plan(graph, refine=True, effort=self.effort(best.trial_id))
+        values = trials.values(graph, best.trial_id, refine=True, plan=plan)
         return {"status": _Status.RUNNING, "values": values}
 
     def _refinement(self, trained):
@@ -344,7 +350,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         refined = {trials.parent_of(t) for t in self._searched() if trials.is_refinement(t)}
         if trials.is_refinement(best) or best.trial_id in refined:
             return None  # refined already: what time is left goes to the search
-        return trials.values(graph, best.trial_id, refine=True, plan=self.plan(graph, True))
+        plan = self.plan(graph, refine=True, effort=self.effort(best.trial_id))
+        return trials.values(graph, best.trial_id, refine=True, plan=plan)
 
     # ------------------------------------------------------------------ cost and sizing
 
@@ -476,7 +483,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
 
     # ------------------------------------------------------------------ plans
 
-    def plan(self, graph, refine=False, child=False):
+    def plan(self, graph, refine=False, child=False, effort=0.0):
         """The `TrialPlan` of a trial of `graph` starting now: its time, patience and rate.
 
         Without a deadline: no time limit and the full patience. Under one: a
@@ -486,19 +493,21 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         the budget, at least `CHILD_EPOCHS` of its epochs and
         `CHILD_OVERHEADS` times the overhead. Either gets all
         the time left when what it would leave could hardly train (under two
-        epochs and two trials' overhead). A refinement
-        trains on at half the learning rate: a full-rate restart would spend
-        part of its few epochs relearning.
+        epochs and two trials' overhead). A refinement of weights trained
+        for at least `LEARNED_EPOCHS` trains on at half the learning rate: a
+        full-rate restart would spend part of its few epochs relearning.
 
         Args:
             graph: the trial's `Graph`.
             refine: the trial trains its parent on (the search's finish).
             child: the trial is a morphism child, warm-started from its parent.
+            effort: epochs of training behind the weights the trial starts
+                from (see `effort`). Defaults to 0.
 
         Returns:
             A `kerasnas.trials.TrialPlan`.
         """
-        scale = 0.5 if refine else 1.0
+        scale = 0.5 if refine and effort >= LEARNED_EPOCHS else 1.0
         if self.deadline is None:
             return trials.TrialPlan(None, None if refine else self.patience, scale)
         remaining = max(0.0, self.deadline - self.clock())
