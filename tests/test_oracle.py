@@ -492,16 +492,17 @@ def test_a_childs_run_is_planned_with_the_overhead_measured_on_children(tmp_path
         epoch = oracle.epoch_seconds(trials.graph_of(child))
         return max(oracle.child_share * 200, CHILD_EPOCHS * epoch)
 
+    assert oracle.overhead_seconds(child=True) == pytest.approx(2.5)  # the probe's, until...
     first = oracle.create_trial("tuner0")
     complete(first, epochs=2.0, overhead=18.0)  # the first trial pays one-time costs
-    assert oracle.overhead_seconds() == pytest.approx(18.0)
-    assert oracle.overhead_seconds(child=True) == pytest.approx(2.5)  # the probe's, until...
+    assert oracle.overhead_seconds(child=True) == pytest.approx(18.0)  # ...a trial is timed,
     child = oracle.create_trial("tuner0")
     assert trials.parent_of(child) == first.trial_id and not trials.is_refinement(child)
-    expected = 2.5 + max(planned_training(child), CHILD_OVERHEADS * 2.5)
+    expected = 18.0 + max(planned_training(child), CHILD_OVERHEADS * 18.0)
     assert trials.plan_of(child).seconds == pytest.approx(expected, rel=1e-3)
     complete(child, epochs=0.5, overhead=4.0)
-    assert oracle.overhead_seconds(child=True) == pytest.approx(4.0)  # ...children are timed
+    assert oracle.overhead_seconds() == pytest.approx((18.0 + 4.0) / 2)
+    assert oracle.overhead_seconds(child=True) == pytest.approx(4.0)  # ...and then a child
     grandchild = oracle.create_trial("tuner0")
     assert trials.parent_of(grandchild) and not trials.is_refinement(grandchild)
     # It trains for twice its overhead: more than 1% of the budget or half an epoch.
