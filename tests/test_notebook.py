@@ -14,7 +14,7 @@ def test_the_mnist_notebook_runs(tmp_path, monkeypatch):
     nbclient = pytest.importorskip("nbclient")
     import nbformat
 
-    monkeypatch.setenv("KERASNAS_TIME_LIMIT", "40")
+    monkeypatch.setenv("KERASNAS_TIME_LIMIT", "30")
     monkeypatch.setenv("KERASNAS_SUBSET", "2000")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     nbclient.NotebookClient(
