@@ -1,8 +1,9 @@
 """Does the search pay for itself? kerasnas against its no-search ablation and the plain convnet.
 
 Usage:
-    python benchmarks/budget.py [--budgets 5E,15E,40E] [--systems kerasnas,kerasnas-nosearch,cnn]
-                                [--seeds 1,2] [--dataset mnist|digits] [--e-seconds E] [--output DIR]
+    python benchmarks/budget.py [--budgets 5E,15E,40E]
+        [--systems kerasnas,kerasnas-nosearch,cnn] [--seeds 1,2]
+        [--dataset mnist|digits] [--e-seconds E] [--output DIR]
 
 Budgets are stated in E, the seconds one epoch of the plain Keras convnet (the
 `cnn` system of `benchmarks/mnist.py`: 90% of the training images, batch 128)
@@ -153,13 +154,14 @@ def run_system(system, dataset, seed, time_limit):
         oracle = clf.tuner_.oracle
         done = [t for t in oracle.trials.values() if t.status == "COMPLETED"]
         best = oracle.get_best_trials(1)[0]
+        first = oracle.trials[min(oracle.trials, key=int)]
         extra = {
             "trials": len(oracle.trials),
             "children_trained": sum(
                 1 for t in done if trials.parent_of(t) and not trials.is_refinement(t)
             ),
             "best_is_descendant": bool(trials.graph_of(best).history),
-            "first_params": trials.graph_of(oracle.trials[min(oracle.trials, key=int)]).num_params(),
+            "first_params": trials.graph_of(first).num_params(),
             "ensemble": len(clf.ensemble_),
         }
         predict, params = clf.predict, clf.model_.count_params()
