@@ -308,6 +308,14 @@ def test_epoch_seconds_come_from_the_trial_files_and_survive_resume(tmp_path):
     assert reloaded.epoch_seconds(graph) == pytest.approx(graph.flops() * 1e-6)
 
 
+def end_as_trained(oracle, trial, epochs):
+    """Ends `trial` as trained for `epochs` epochs of a second each."""
+    metrics = {"val_accuracy": 0.5 + epochs / 100, EPOCH_SECONDS: 1.0, trials.EPOCHS: epochs}
+    oracle.update_trial(trial.trial_id, metrics)
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+
+
 def test_last_stretch_of_the_budget_refines_the_best_architecture_once(tmp_path, clock):
     oracle = make_oracle(tmp_path, clock=clock)
     done = run(oracle, 6)
@@ -370,6 +378,31 @@ def test_without_search_the_first_architecture_is_trained_then_refined_and_nothi
     )
     assert trials.is_refinement(refinement) and trials.parent_of(refinement) == first.trial_id
     assert oracle.create_trial("tuner0").status == "STOPPED"
+
+
+@pytest.mark.parametrize("epochs, scale", [(2.0, 0.5), (0.5, 1.0)])
+def test_the_ablations_refinement_runs_at_half_rate_once_its_weights_trained_an_epoch(
+    epochs, scale, tmp_path, clock
+):
+    oracle = make_oracle(tmp_path, search=False, clock=clock)
+    oracle.set_deadline(clock() + 1000)
+    end_as_trained(oracle, oracle.create_trial("tuner0"), epochs)
+    refinement = oracle.create_trial("tuner0")
+    assert trials.is_refinement(refinement)
+    assert trials.plan_of(refinement).learning_rate_scale == scale
+
+
+def test_a_refinements_rate_counts_the_epochs_of_its_ancestors(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock, initial_graphs=[generators.cnn(SHAPE, 3)])
+    oracle.set_deadline(clock() + 1000, budget=1000)
+    end_as_trained(oracle, oracle.create_trial("tuner0"), 0.5)
+    child = oracle.create_trial("tuner0")
+    assert trials.parent_of(child)
+    end_as_trained(oracle, child, 0.6)  # the best, trained 0.6 epochs on its parent's 0.5
+    clock.advance(900)  # the last stretch
+    refinement = oracle.create_trial("tuner0")
+    assert trials.is_refinement(refinement) and trials.parent_of(refinement) == child.trial_id
+    assert trials.plan_of(refinement).learning_rate_scale == 0.5
 
 
 def test_search_must_be_a_bool(tmp_path):

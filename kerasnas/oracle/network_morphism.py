@@ -415,11 +415,13 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
 
         Args:
             child: the overhead of a morphism child: the median over the timed
-                children once there are some. The first trial also pays one-time
-                costs (on MNIST here: 4-19 s against 4-7 s for a small child), which
-                would otherwise inflate every child's short run. (The probe's
-                overhead leaves out the validation pass a child's short run pays in
-                full: 2.5 s against 25 s for a child of the 64-filter CNN.)
+                children once there are some, else over the timed trials. The
+                first trial also pays one-time costs (on MNIST here: 4-21 s against
+                4-7 s for a child of a small CNN), so the first child's run can be
+                long (with `CHILD_OVERHEADS`, up to three times that overhead); the
+                children after it are planned with their own. (The probe's overhead
+                leaves out the validation pass a child's short run pays in full:
+                2.5 s against 25 s for a child of the 64-filter CNN.)
         """
         timed = [
             t
