@@ -82,8 +82,8 @@ class TimeBudget(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         now = self.clock()
-        if self._step_times.last_end is not None:
-            tail = now - self._step_times.last_end
+        tail = self._step_times.since_last_batch(now)
+        if tail is not None:
             self.tail_seconds = max(tail, self.tail_seconds or 0.0)
         self._check(now)
 
@@ -161,8 +161,9 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         now = self.clock()
         self.epoch_seconds.append(now - self._start)
-        if self._step_times.last_end is not None:
-            self.tail_seconds.append(now - self._step_times.last_end)
+        tail = self._step_times.since_last_batch(now)
+        if tail is not None:
+            self.tail_seconds.append(tail)
 
     def _steps(self):
         steps = (self.params or {}).get("steps")
@@ -203,6 +204,10 @@ class _StepTimes:
         if self.last_end is not None:
             self.seconds.append(now - self.last_end)
         self.last_end = now
+
+    def since_last_batch(self, now):
+        """Seconds from the epoch's last batch to `now` (the epoch's tail), or None."""
+        return None if self.last_end is None else now - self.last_end
 
 
 def _median(values):

@@ -332,10 +332,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         if self.ongoing_trials or any(trials.is_refinement(t) for t in self._searched()):
             return {"status": _Status.STOPPED, "values": None}
         best = self.get_best_trials(1)[0]
-        graph = self.trial_graph(best)
-        plan = self.plan(graph, refine=True, effort=self.effort(best.trial_id))
-        values = trials.values(graph, best.trial_id, refine=True, plan=plan)
-        return {"status": _Status.RUNNING, "values": values}
+        return {"status": _Status.RUNNING, "values": self._refinement_values(best)}
 
     def _refinement(self, trained):
         """The best trial's values with `refine` once the budget's last stretch has come."""
@@ -350,6 +347,12 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         refined = {trials.parent_of(t) for t in self._searched() if trials.is_refinement(t)}
         if trials.is_refinement(best) or best.trial_id in refined:
             return None  # refined already: what time is left goes to the search
+        return self._refinement_values(best)
+
+    def _refinement_values(self, best):
+        """The values of a trial that trains `best` on: its plan's rate depends on the
+        epochs behind `best`'s weights."""
+        graph = self.trial_graph(best)
         plan = self.plan(graph, refine=True, effort=self.effort(best.trial_id))
         return trials.values(graph, best.trial_id, refine=True, plan=plan)
 
