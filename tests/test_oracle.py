@@ -308,9 +308,13 @@ def test_epoch_seconds_come_from_the_trial_files_and_survive_resume(tmp_path):
     assert reloaded.epoch_seconds(graph) == pytest.approx(graph.flops() * 1e-6)
 
 
-def end_as_trained(oracle, trial, epochs):
-    """Ends `trial` as trained for `epochs` epochs of a second each."""
-    metrics = {"val_accuracy": 0.5 + epochs / 100, EPOCH_SECONDS: 1.0, trials.EPOCHS: epochs}
+def end_as_trained(oracle, trial, epochs, epoch_seconds=1.0, overhead=None):
+    """Ends `trial` as trained for `epochs` epochs of `epoch_seconds` each (plus `overhead`
+    seconds of building and tracing, when given)."""
+    metrics = {"val_accuracy": 0.5 + epochs / 100, EPOCH_SECONDS: epoch_seconds}
+    metrics[trials.EPOCHS] = epochs
+    if overhead is not None:
+        metrics[trials.TRAIN_SECONDS] = epochs * epoch_seconds + overhead
     oracle.update_trial(trial.trial_id, metrics)
     trial.status = "COMPLETED"
     oracle.end_trial(trial)
@@ -514,26 +518,21 @@ def test_a_childs_run_is_planned_with_the_overhead_measured_on_children(tmp_path
     oracle.set_deadline(clock() + 200, budget=200)  # too short for another initial architecture
     oracle.set_probe(oracle.probe_graphs()[0], epoch_seconds=10.0, overhead_seconds=2.5)
 
-    def complete(trial, epochs, overhead):
-        metrics = {EPOCH_SECONDS: 10.0, trials.EPOCHS: epochs}
-        metrics[trials.TRAIN_SECONDS] = 10.0 * epochs + overhead
-        oracle.update_trial(trial.trial_id, {"val_accuracy": 0.5 + epochs / 100, **metrics})
-        trial.status = "COMPLETED"
-        oracle.end_trial(trial)
-
     def planned_training(child):  # the child's run beyond its overhead, as planned
         epoch = oracle.epoch_seconds(trials.graph_of(child))
         return max(oracle.child_share * 200, CHILD_EPOCHS * epoch)
 
     assert oracle.overhead_seconds(child=True) == pytest.approx(2.5)  # the probe's, until...
     first = oracle.create_trial("tuner0")
-    complete(first, epochs=2.0, overhead=18.0)  # the first trial pays one-time costs
+    end_as_trained(
+        oracle, first, 2.0, epoch_seconds=10.0, overhead=18.0
+    )  # the first trial pays one-time costs
     assert oracle.overhead_seconds(child=True) == pytest.approx(18.0)  # ...a trial is timed,
     child = oracle.create_trial("tuner0")
     assert trials.parent_of(child) == first.trial_id and not trials.is_refinement(child)
     expected = 18.0 + max(planned_training(child), CHILD_OVERHEADS * 18.0)
     assert trials.plan_of(child).seconds == pytest.approx(expected, rel=1e-3)
-    complete(child, epochs=0.5, overhead=4.0)
+    end_as_trained(oracle, child, 0.5, epoch_seconds=10.0, overhead=4.0)
     assert oracle.overhead_seconds() == pytest.approx((18.0 + 4.0) / 2)
     assert oracle.overhead_seconds(child=True) == pytest.approx(4.0)  # ...and then a child
     grandchild = oracle.create_trial("tuner0")
@@ -548,12 +547,7 @@ def test_effort_adds_up_the_training_behind_a_trial(tmp_path, clock):
     efforts = {}
     for epochs in (4.0, 0.5, 0.5):
         trial = oracle.create_trial("tuner0")
-        oracle.update_trial(
-            trial.trial_id,
-            {"val_accuracy": 0.5 + epochs / 100, EPOCH_SECONDS: 1.0, trials.EPOCHS: epochs},
-        )
-        trial.status = "COMPLETED"
-        oracle.end_trial(trial)
+        end_as_trained(oracle, trial, epochs)
         parent = trials.parent_of(trial)
         efforts[trial.trial_id] = epochs + (efforts[parent] if parent else 0.0)
     for trial_id, effort in efforts.items():
