@@ -524,9 +524,8 @@ def test_a_childs_run_is_planned_with_the_overhead_measured_on_children(tmp_path
 
     assert oracle.overhead_seconds(child=True) == pytest.approx(2.5)  # the probe's, until...
     first = oracle.create_trial("tuner0")
-    end_as_trained(
-        oracle, first, 2.0, epoch_seconds=10.0, overhead=18.0
-    )  # the first trial pays one-time costs
+    # The first trial pays one-time costs.
+    end_as_trained(oracle, first, 2.0, epoch_seconds=10.0, overhead=18.0)
     assert oracle.overhead_seconds(child=True) == pytest.approx(18.0)  # ...a trial is timed,
     child = oracle.create_trial("tuner0")
     assert trials.parent_of(child) == first.trial_id and not trials.is_refinement(child)
