@@ -448,7 +448,7 @@ class ImageTask:
             )
         tuner.search(
             *fit_args,
-            validation_data=validation_feed,
+            validation_data=_keras_validation(validation_feed, batch_size),
             callbacks=callbacks,
             verbose=0,
             **fit_kwargs,
@@ -562,13 +562,14 @@ class ImageTask:
             )
             return (dataset,), {}
         x = feeds.prepare(self.preprocessor_, train.images)
-        if augment:
-            dataset = feeds.array_dataset(x, encoded, weights, batch_size, self.seed, True)
-            return (dataset,), {}
-        kwargs = {} if weights is None else {"sample_weight": weights}
-        return (x, encoded), kwargs
+        dataset = feeds.array_dataset(
+            x, encoded, weights, batch_size, shuffle=True, seed=self.seed, augment=augment
+        )
+        return (dataset,), {}
 
     def _validation_feed(self, val, val_encoded, batch_size):
+        """The validation data: a Dataset of batches if streamed, else `(images, labels)`
+        arrays (see `_keras_validation` for `fit`)."""
         if val.streamed:
             return feeds.stream(
                 val.make_stream,
@@ -839,11 +840,11 @@ class ImageTask:
         args, kwargs = self._training_feed(
             train, encoded, weights, per_class, batch_size, augment=False
         )
-        if not train.streamed:
-            kwargs["batch_size"] = batch_size
         model.fit(
             *args,
-            validation_data=self._validation_feed(val, val_encoded, batch_size),
+            validation_data=_keras_validation(
+                self._validation_feed(val, val_encoded, batch_size), batch_size
+            ),
             epochs=epochs or (100 if time_limit else 20),
             callbacks=callbacks,
             verbose={0: 0, 1: keras_fit_verbose(1), 2: 2}[verbose],
@@ -883,7 +884,7 @@ class ImageTask:
                 [np.asarray(self.model_(images, training=False)) for images in dataset]
             )
         prepared = feeds.prepare(self.preprocessor_, data.images, batch_size=max(batch_size, 256))
-        return self.model_.predict(prepared, batch_size=batch_size, verbose=0)
+        return self.model_.predict(feeds.array_dataset(prepared, batch_size=batch_size), verbose=0)
 
     def _labelled_outputs(self, x, y, batch_size):
         """`(outputs, encoded labels)` for evaluation, in one pass over the images."""
@@ -893,7 +894,10 @@ class ImageTask:
         if not data.streamed:
             encoded = self._encode(data.labels, "y")
             prepared = feeds.prepare(self.preprocessor_, data.images)
-            return self.model_.predict(prepared, batch_size=batch_size, verbose=0), encoded
+            outputs = self.model_.predict(
+                feeds.array_dataset(prepared, batch_size=batch_size), verbose=0
+            )
+            return outputs, encoded
         encode = feeds.label_encoder_fn(self._targets_config(), self.task)
         dataset = feeds.stream(data.make_stream, self.preprocessor_, encode, batch_size)
         outputs, labels = [], []
@@ -998,6 +1002,13 @@ def _find_run(directory):
     if len(found) > 1:
         raise ValueError(f"{directory} holds several searches; pass one of {found}.")
     return found[0]
+
+
+def _keras_validation(feed, batch_size):
+    """A `_validation_feed` as `fit` gets it: arrays become an untuned Dataset of batches."""
+    if isinstance(feed, tuple):
+        return feeds.array_dataset(*feed, batch_size=batch_size)
+    return feed
 
 
 class _ReorderedError(ValueError):

@@ -6,6 +6,13 @@ normalised per channel with the training images' mean and variance; the
 preprocessing model (`preprocessor`) does that and is put in front of every
 model handed to users. In-memory images are preprocessed once, into arrays;
 streamed images are preprocessed batch by batch inside the `tf.data` pipeline.
+
+Every `tf.data` pipeline that kerasnas hands to Keras runs with tf.data's autotuning
+off (`untuned`). Its optimisation thread sleeps for up to a minute at a time, and an
+iterator being deleted waits for it (seen with TensorFlow 2.21): Keras makes a new iterator every
+epoch, so an epoch's first batch waited 7-30 s on this project's CPU machines, with the
+CPUs idle, past the checks that keep a trial inside its time. The pipelines here set
+their buffers themselves (a prefetch of 2), so autotuning has little to tune.
 """
 
 from __future__ import annotations
@@ -41,7 +48,16 @@ def preprocessor(input_shape, resize_shape=None, mean=None, variance=None):
 
 def prepare(model, images, batch_size=2048):
     """Raw (N, H, W, C) images to the float32 arrays the searched models take."""
-    return model.predict(np.asarray(images), batch_size=batch_size, verbose=0)
+    return model.predict(array_dataset(np.asarray(images), batch_size=batch_size), verbose=0)
+
+
+def untuned(dataset):
+    """`dataset` with tf.data's autotuning off (see the module's docstring)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
 
 
 def label_encoder_fn(targets_config, task):
@@ -145,21 +161,39 @@ def augmenter():
     )
 
 
-def array_dataset(x, y, weights, batch_size, seed, augment):
-    """In-memory arrays as a shuffled, augmented Dataset (for `augment=True`)."""
+def array_dataset(x, y=None, weights=None, batch_size=32, shuffle=False, seed=None, augment=False):
+    """In-memory arrays as a Dataset of batches, what Keras' `fit` makes of arrays, untuned.
+
+    Args:
+        x, y, weights: arrays of one length; `y` and `weights` may be None.
+        batch_size: images per batch (the last batch may be smaller).
+        shuffle: whether to draw a new order on every pass over the data.
+        seed: the shuffle's seed. Defaults to None (another order every run).
+        augment: whether to shift and zoom the images at random (`augmenter`).
+
+    Returns:
+        A `tf.data.Dataset` of `x`, `(x, y)` or `(x, y, weights)` batches.
+    """
     import tensorflow as tf
 
-    parts = (x, y) if weights is None else (x, y, weights)
-    dataset = tf.data.Dataset.from_tensor_slices(parts).shuffle(len(x), seed=seed)
-    dataset = dataset.batch(batch_size)
-    if augment:
-        layers = augmenter()
-        dataset = dataset.map(
-            tf.autograph.experimental.do_not_convert(
-                lambda a, *rest: (layers(a, training=True), *rest)
-            )
-        )
-    return dataset.prefetch(2)
+    parts = tuple(part for part in (x, y, weights) if part is not None)
+    count = len(x)
+    # The arrays become one tensor each, once; every batch gathers its rows from them.
+    arrays = tf.data.Dataset.from_tensors(parts).repeat()
+    order = tf.data.Dataset.range(count)
+    if shuffle:
+        order = order.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    layers = augmenter() if augment else None
+
+    def gather(rows, tensors):
+        batch = [tf.gather(tensor, rows) for tensor in tensors]
+        if layers is not None:
+            batch[0] = layers(batch[0], training=True)
+        return batch[0] if len(batch) == 1 else tuple(batch)
+
+    dataset = tf.data.Dataset.zip(order.batch(batch_size), arrays)
+    dataset = dataset.map(tf.autograph.experimental.do_not_convert(gather))
+    return untuned(dataset.prefetch(2))
 
 
 def stream(make, prep, encode, batch_size, per_class=None, augment=False, labelled=True):
@@ -188,4 +222,4 @@ def stream(make, prep, encode, batch_size, per_class=None, augment=False, labell
             return images(x), y, tf.gather(table, y)
 
         dataset = dataset.map(convert(weighted), num_parallel_calls=tf.data.AUTOTUNE)
-    return dataset.prefetch(2)  # a fixed buffer: memory stays a few batches
+    return untuned(dataset.prefetch(2))  # a fixed buffer: memory stays a few batches
