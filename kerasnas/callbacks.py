@@ -1,7 +1,8 @@
-"""Keras callbacks that make training keep a wall-clock budget.
+"""Keras callbacks kerasnas trains with.
 
-Each takes a `clock` (a function returning seconds since the epoch, `time.time`
-by default), so that budget logic can be tested with a fake clock.
+Those that keep a wall-clock budget take a `clock` (a function returning seconds
+since the epoch, `time.time` by default), so that budget logic can be tested with
+a fake clock.
 """
 
 from __future__ import annotations
@@ -185,6 +186,47 @@ class EpochTimer(keras.callbacks.Callback):
         """Epochs trained, counting a cut-short epoch's part."""
         steps = self._steps()
         return self.batches / steps if steps else float(len(self.epoch_seconds))
+
+
+class BatchNormMomentum(keras.callbacks.Callback):
+    """Lowers BatchNormalization layers' momentum when an epoch has few batches, so that
+    their moving statistics forget their initial values within one epoch.
+
+    Keras' default momentum, 0.99, averages over about a hundred batches. With eleven
+    batches per epoch (1,400 images), the moving statistics that validation and
+    prediction use would still be 64% initial values after four epochs, and a model
+    would validate far worse than it trains. At the start of training this sets each
+    BatchNormalization layer's momentum to `min(momentum, stale ** (1 / steps))`,
+    `steps` being the batches per epoch, so that after one epoch the initial values
+    weigh at most `stale`. It changes nothing when Keras does not know the batches per
+    epoch, nor from about 300 batches per epoch on (at the default `stale`).
+
+    It takes effect when the training step is traced: use it in a model's first `fit`.
+
+    Args:
+        stale: the weight the initial statistics may keep after one epoch. Defaults to 0.05.
+    """
+
+    def __init__(self, stale=0.05):
+        super().__init__()
+        if not 0.0 < stale < 1.0:
+            raise ValueError(f"Expected `stale` between 0 and 1 (exclusive); got {stale}.")
+        self.stale = float(stale)
+
+    def on_train_begin(self, logs=None):
+        steps = (self.params or {}).get("steps")
+        if not steps:
+            return
+        momentum = self.stale ** (1.0 / steps)
+        for layer in _sublayers(self.model):
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = min(layer.momentum, momentum)
+
+
+def _sublayers(layer):
+    for sublayer in getattr(layer, "layers", []):
+        yield sublayer
+        yield from _sublayers(sublayer)
 
 
 class _StepTimes:

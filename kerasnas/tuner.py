@@ -19,7 +19,7 @@ from keras_tuner.src import config as keras_tuner_config
 
 from kerasnas import files, trials
 from kerasnas.arguments import check_int, check_number
-from kerasnas.callbacks import EpochTimer, TimeBudget, TimeCosineDecay
+from kerasnas.callbacks import BatchNormMomentum, EpochTimer, TimeBudget, TimeCosineDecay
 from kerasnas.graph import transfer
 from kerasnas.oracle import NetworkMorphismOracle
 from kerasnas.output import check_verbose, keras_fit_verbose, say
@@ -242,6 +242,7 @@ class MorphismTuner(keras_tuner.Tuner):
             saver = _SaveBestWeights(objective, self.checkpoint_path(trial.trial_id))
             all_callbacks = [
                 keras.callbacks.TerminateOnNaN(),
+                BatchNormMomentum(),
                 keras.callbacks.EarlyStopping(
                     monitor=objective.name,
                     mode=objective.direction,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from fakes import ticking
 
-from kerasnas.callbacks import EpochTimer, TimeBudget, TimeCosineDecay
+from kerasnas.callbacks import BatchNormMomentum, EpochTimer, TimeBudget, TimeCosineDecay
 
 
 def tiny_model():
@@ -164,3 +164,36 @@ def test_epoch_timer_estimates_a_whole_epoch_from_a_cut_short_one(clock):
     assert timer.epochs_trained() == pytest.approx(4 / 8)
     assert timer.epoch_seconds == pytest.approx([4 * 0.05 + 2 * 0.5])  # the part trained
     assert timer.full_epoch_seconds() == pytest.approx(8 * 0.05 + 2 * 0.5)  # a whole one
+
+
+def batchnorm_model():
+    inputs = keras.Input((4,))
+    hidden = keras.layers.BatchNormalization(name="bn")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(hidden))
+    model.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def test_batchnorm_momentum_lets_few_batches_forget_the_initial_statistics():
+    x, y = data(64)
+    x = 3.0 + 0.1 * x  # far from the initial moving mean, 0
+    default, lowered = batchnorm_model(), batchnorm_model()
+    default.fit(x, y, batch_size=16, epochs=1, verbose=0)
+    lowered.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[BatchNormMomentum()])
+    assert lowered.get_layer("bn").momentum == pytest.approx(0.05 ** (1 / 4))
+    mean = x.mean(axis=0)
+    # After one epoch of four batches the initial values weigh 0.05, not 0.99**4.
+    np.testing.assert_allclose(lowered.get_layer("bn").moving_mean.numpy(), mean, atol=0.25)
+    assert np.all(np.abs(default.get_layer("bn").moving_mean.numpy() - mean) > 2.5)
+
+
+def test_batchnorm_momentum_keeps_the_default_when_an_epoch_has_many_batches():
+    x, y = data(640)
+    model = batchnorm_model()
+    model.fit(x, y, batch_size=1, epochs=1, verbose=0, callbacks=[BatchNormMomentum()])
+    assert model.get_layer("bn").momentum == 0.99
+
+
+def test_batchnorm_momentum_rejects_a_stale_weight_outside_0_1():
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        BatchNormMomentum(stale=1.0)

@@ -786,7 +786,7 @@ class ImageTask:
         """
         import keras
 
-        from kerasnas.callbacks import TimeBudget, TimeCosineDecay
+        from kerasnas.callbacks import BatchNormMomentum, TimeBudget, TimeCosineDecay
 
         start = time.time()
         self._check_fitted()
@@ -826,9 +826,10 @@ class ImageTask:
         monitor = "val_" + self._metrics()[0]
         mode = "max" if self.task == "classification" else "min"
         callbacks = [
+            BatchNormMomentum(),
             keras.callbacks.EarlyStopping(
                 monitor=monitor, mode=mode, patience=5, restore_best_weights=True
-            )
+            ),
         ]
         if time_limit is not None:
             deadline = start + time_limit - min(3.0, 0.05 * time_limit)
