@@ -352,7 +352,8 @@ class MorphismTuner(keras_tuner.Tuner):
         timer = EpochTimer(clock=self.clock)
         if isinstance(x, tf.data.Dataset):
             steps = int(x.cardinality())
-            data, kwargs = x.take(PROBE_BATCHES), {"validation_data": x.take(1)}
+            data = x.take(PROBE_BATCHES)
+            kwargs = {"validation_data": x.take(1), "shuffle": False}
         else:
             batch_size = batch_size or self.batch_size
             count = PROBE_BATCHES * batch_size

@@ -9,6 +9,7 @@ from fakes import ticking
 from kerasnas import trials
 from kerasnas.graph import generators
 from kerasnas.oracle import NetworkMorphismOracle
+from kerasnas.tasks import feeds
 from kerasnas.tuner import MorphismTuner
 
 
@@ -206,6 +207,15 @@ def test_the_probe_times_a_few_batches_and_scales_them_to_an_epoch(tmp_path, cou
     # Each batch reads the clock once, at its end: 0.01 s a step, `steps` steps an epoch.
     assert epoch == pytest.approx(0.01 * steps)
     assert overhead >= 0
+
+
+def test_the_probe_times_a_dataset_without_keras_warning_about_shuffle(tmp_path, recwarn):
+    tuner = make_tuner(tmp_path, max_trials=1, clock=ReadTicks())
+    x, y = quadrant_data(640, 0)
+    dataset = feeds.array_dataset(x, y, batch_size=16, shuffle=True, seed=0)
+    epoch, _ = tuner.probe(generators.cnn((8, 8, 1), 3), dataset)
+    assert epoch == pytest.approx(0.01 * 40)
+    assert not [w for w in recwarn if "shuffle" in str(w.message)]
 
 
 class StallingTicks(ReadTicks):

@@ -847,6 +847,7 @@ class ImageTask:
                 self._validation_feed(val, val_encoded, batch_size), batch_size
             ),
             epochs=epochs or (100 if time_limit else 20),
+            shuffle=False,  # the Dataset shuffles itself
             callbacks=callbacks,
             verbose={0: 0, 1: keras_fit_verbose(1), 2: 2}[verbose],
             **kwargs,
