@@ -202,6 +202,8 @@ class BatchNormMomentum(keras.callbacks.Callback):
     epoch, nor from about 300 batches per epoch on (at the default `stale`).
 
     It takes effect when the training step is traced: use it in a model's first `fit`.
+    At the end of training the layers get their own momentum back, so a model saved or
+    exported afterwards has the configuration it was built with.
 
     Args:
         stale: the weight the initial statistics may keep after one epoch. Defaults to 0.05.
@@ -212,15 +214,22 @@ class BatchNormMomentum(keras.callbacks.Callback):
         if not 0.0 < stale < 1.0:
             raise ValueError(f"Expected `stale` between 0 and 1 (exclusive); got {stale}.")
         self.stale = float(stale)
+        self.momentum = None  # the momentum set for this training, if any
 
     def on_train_begin(self, logs=None):
+        self._own = {}
         steps = (self.params or {}).get("steps")
         if not steps:
             return
-        momentum = self.stale ** (1.0 / steps)
+        self.momentum = self.stale ** (1.0 / steps)
         for layer in _sublayers(self.model):
             if isinstance(layer, keras.layers.BatchNormalization):
-                layer.momentum = min(layer.momentum, momentum)
+                self._own[layer] = layer.momentum
+                layer.momentum = min(layer.momentum, self.momentum)
+
+    def on_train_end(self, logs=None):
+        for layer, momentum in self._own.items():
+            layer.momentum = momentum
 
 
 def _sublayers(layer):

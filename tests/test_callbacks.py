@@ -179,19 +179,28 @@ def test_batchnorm_momentum_lets_few_batches_forget_the_initial_statistics():
     x = 3.0 + 0.1 * x  # far from the initial moving mean, 0
     default, lowered = batchnorm_model(), batchnorm_model()
     default.fit(x, y, batch_size=16, epochs=1, verbose=0)
-    lowered.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[BatchNormMomentum()])
-    assert lowered.get_layer("bn").momentum == pytest.approx(0.05 ** (1 / 4))
+    callback = BatchNormMomentum()
+    lowered.fit(x, y, batch_size=16, epochs=1, verbose=0, callbacks=[callback])
+    assert callback.momentum == pytest.approx(0.05 ** (1 / 4))
+    assert lowered.get_layer("bn").momentum == 0.99  # its own again, for saving and export
     mean = x.mean(axis=0)
     # After one epoch of four batches the initial values weigh 0.05, not 0.99**4.
     np.testing.assert_allclose(lowered.get_layer("bn").moving_mean.numpy(), mean, atol=0.25)
     assert np.all(np.abs(default.get_layer("bn").moving_mean.numpy() - mean) > 2.5)
 
 
+class RecordMomentum(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        self.momentum = self.model.get_layer("bn").momentum
+
+
 def test_batchnorm_momentum_keeps_the_default_when_an_epoch_has_many_batches():
     x, y = data(640)
-    model = batchnorm_model()
-    model.fit(x, y, batch_size=1, epochs=1, verbose=0, callbacks=[BatchNormMomentum()])
-    assert model.get_layer("bn").momentum == 0.99
+    model, record = batchnorm_model(), RecordMomentum()
+    callback = BatchNormMomentum()
+    model.fit(x, y, batch_size=1, epochs=1, verbose=0, callbacks=[callback, record])
+    assert callback.momentum == pytest.approx(0.05 ** (1 / 640))  # above 0.99
+    assert record.momentum == 0.99
 
 
 def test_batchnorm_momentum_rejects_a_stale_weight_outside_0_1():
