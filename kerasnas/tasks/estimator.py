@@ -886,7 +886,7 @@ class ImageTask:
                 [np.asarray(self.model_(images, training=False)) for images in dataset]
             )
         prepared = feeds.prepare(self.preprocessor_, data.images, batch_size=max(batch_size, 256))
-        return self.model_.predict(feeds.array_dataset(prepared, batch_size=batch_size), verbose=0)
+        return feeds.predict(self.model_, prepared, batch_size)
 
     def _labelled_outputs(self, x, y, batch_size):
         """`(outputs, encoded labels)` for evaluation, in one pass over the images."""
@@ -896,10 +896,7 @@ class ImageTask:
         if not data.streamed:
             encoded = self._encode(data.labels, "y")
             prepared = feeds.prepare(self.preprocessor_, data.images)
-            outputs = self.model_.predict(
-                feeds.array_dataset(prepared, batch_size=batch_size), verbose=0
-            )
-            return outputs, encoded
+            return feeds.predict(self.model_, prepared, batch_size), encoded
         encode = feeds.label_encoder_fn(self._targets_config(), self.task)
         dataset = feeds.stream(data.make_stream, self.preprocessor_, encode, batch_size)
         outputs, labels = [], []

@@ -48,7 +48,12 @@ def preprocessor(input_shape, resize_shape=None, mean=None, variance=None):
 
 def prepare(model, images, batch_size=2048):
     """Raw (N, H, W, C) images to the float32 arrays the searched models take."""
-    return model.predict(array_dataset(np.asarray(images), batch_size=batch_size), verbose=0)
+    return predict(model, np.asarray(images), batch_size)
+
+
+def predict(model, x, batch_size):
+    """`model.predict` on the array `x`, fed as an untuned Dataset (see the module's docstring)."""
+    return model.predict(array_dataset(x, batch_size=batch_size), verbose=0)
 
 
 def untuned(dataset):
