@@ -96,7 +96,10 @@ class TimeCosineDecay(keras.callbacks.Callback):
     `initial * (floor + (1 - floor) * (1 + cos(pi * progress)) / 2)`, where
     `progress` is the fraction of the time from the start of training to
     `deadline` that has passed. A run cut off by the clock therefore ends
-    annealed, where an epoch-based schedule would stop halfway.
+    annealed, where an epoch-based schedule would stop halfway. When `fit`'s
+    `epochs` would end training before the deadline, `progress` is the fraction
+    of those epochs' batches trained instead, whichever is further along, so
+    that such a run ends annealed too.
 
     Args:
         deadline: time (seconds since the epoch, as `clock()`) at which the rate
@@ -114,15 +117,27 @@ class TimeCosineDecay(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._start = self.clock()
         self._initial = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        params = self.params or {}
+        steps, epochs = params.get("steps"), params.get("epochs")
+        # Batches `fit` trains at most, when Keras knows them.
+        self._total_batches = steps * epochs if steps and epochs else None
+        self._batches = 0
 
-    def factor(self, now):
-        """The fraction of the initial rate in force at time `now`."""
+    def factor(self, now, batches=0):
+        """The fraction of the initial rate in force at time `now`, after `batches` batches."""
         span = max(self.deadline - self._start, 1e-9)
-        progress = min(1.0, max(0.0, (now - self._start) / span))
+        progress = (now - self._start) / span
+        if getattr(self, "_total_batches", None):
+            progress = max(progress, batches / self._total_batches)
+        progress = min(1.0, max(0.0, progress))
         return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
     def on_train_batch_begin(self, batch, logs=None):
-        self.model.optimizer.learning_rate.assign(self._initial * self.factor(self.clock()))
+        rate = self._initial * self.factor(self.clock(), self._batches)
+        self.model.optimizer.learning_rate.assign(rate)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._batches += 1
 
 
 class EpochTimer(keras.callbacks.Callback):

@@ -124,6 +124,29 @@ def test_time_cosine_decay_anneals_to_the_floor_by_the_deadline(clock):
     assert rates[-1] == pytest.approx(expected, rel=1e-5)
 
 
+def test_time_cosine_decay_anneals_by_the_last_epoch_when_epochs_end_first(clock):
+    """Two epochs of 8 batches end long before the deadline: the rate follows the batches."""
+    record = RecordRate()
+    tiny_model().fit(
+        *data(),
+        batch_size=8,
+        epochs=2,
+        verbose=0,
+        callbacks=[
+            TimeCosineDecay(clock() + 1000, floor=0.1, clock=clock),
+            ticking(clock, train_batch=0.05),
+            record,
+        ],
+    )
+    rates = np.array(record.rates)
+    assert len(rates) == 16
+    assert np.all(np.diff(rates) < 0)
+    # The 16th batch starts after 15 of 16: near the floor, where time alone (0.75 s of
+    # 1000) would have kept the rate at its start.
+    expected = 0.01 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 15 / 16)))
+    assert rates[-1] == pytest.approx(expected, rel=1e-5)
+
+
 def test_time_cosine_decay_factor_holds_at_the_floor_after_the_deadline(clock):
     decay = TimeCosineDecay(clock() + 10, floor=0.02, clock=clock)
     decay._start = clock()
