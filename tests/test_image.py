@@ -263,6 +263,38 @@ def test_augmentation_trains_on_shifted_copies(tmp_path):
     assert clf.predict(x[:4]).shape == (4,)
 
 
+def test_every_training_gets_an_untuned_pipeline_and_batchnorm_momentum(tmp_path, monkeypatch):
+    """What the estimator hands Keras: untuned Datasets (an autotuned iterator can stall an
+    epoch's start for seconds) and, for every trial and `final_fit`, `BatchNormMomentum`."""
+    import keras
+
+    from kerasnas.callbacks import BatchNormMomentum
+
+    fits = []
+    keras_fit = keras.Model.fit
+
+    def recording_fit(model, x=None, *args, **kwargs):
+        fits.append((x, kwargs.get("validation_data"), kwargs.get("callbacks") or []))
+        return keras_fit(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    x, y = quadrant_images(60, 3)
+    clf = kerasnas.ImageClassifier(directory=str(tmp_path), max_trials=1, verbose=False, seed=0)
+    clf.fit(x, y, time_limit=60, epochs=1)
+    clf.final_fit(x, y, epochs=1)
+    trainings = [
+        callbacks
+        for _, _, callbacks in fits
+        if any(isinstance(c, keras.callbacks.EarlyStopping) for c in callbacks)
+    ]
+    assert len(trainings) == 2  # the trial and final_fit; the rest are the probe's timings
+    assert all(any(isinstance(c, BatchNormMomentum) for c in cs) for cs in trainings)
+    for data, validation, _ in fits:
+        for dataset in (data, validation):
+            assert isinstance(dataset, tf.data.Dataset)
+            assert dataset.options().autotune.enabled is False
+
+
 def test_export_writes_a_saved_model_served_by_tensorflow_alone(fitted_classifier, tmp_path):
     clf, _ = fitted_classifier
     x, _ = quadrant_images(12, 11)

@@ -30,6 +30,8 @@ import os
 
 import numpy as np
 
+from kerasnas.tasks.feeds import untuned
+
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 DEFAULT_IN_MEMORY_MB = 256
 SAMPLE_SIZE = 5000  # images kept for the preprocessing statistics of streamed data
@@ -294,7 +296,7 @@ def unbatched(dataset, name="x", labelled=None):
             f"Expected `{name}` to be a tf.data.Dataset of (image, label) pairs; got elements "
             f"{spec} (images only). Zip the labels in: tf.data.Dataset.zip((images, labels))."
         )
-    first = next(iter(dataset.take(1).as_numpy_iterator()), None)
+    first = next(iter(untuned(dataset.take(1)).as_numpy_iterator()), None)
     if first is None:
         raise ValueError(f"Expected `{name}` to hold at least one image; the dataset is empty.")
     image, label = first if pair else (first, None)
@@ -358,7 +360,7 @@ def _read(make, labelled, name, source, known=None):
     images, labels, used = [], [], 0
     streamed = False
     try:
-        for element in make().batch(256).as_numpy_iterator():
+        for element in untuned(make().batch(256)).as_numpy_iterator():
             batch, label = element if labelled else (element, None)
             images.append(batch)
             if labelled:
@@ -398,7 +400,7 @@ def _read(make, labelled, name, source, known=None):
     elif labelled:  # the labels of everything: small, and needed for classes and counts
         parts = [
             np.asarray(batch)
-            for batch in make().map(lambda image, label: label).batch(4096).as_numpy_iterator()
+            for batch in untuned(make().map(lambda image, label: label).batch(4096))
         ]
         y = _decoded_labels(np.concatenate(parts))
         count = len(y)

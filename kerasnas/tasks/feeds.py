@@ -7,12 +7,12 @@ preprocessing model (`preprocessor`) does that and is put in front of every
 model handed to users. In-memory images are preprocessed once, into arrays;
 streamed images are preprocessed batch by batch inside the `tf.data` pipeline.
 
-Every `tf.data` pipeline that kerasnas hands to Keras runs with tf.data's autotuning
-off (`untuned`). An autotuned iterator being deleted waits for the tuning thread to end
-its sleep between rounds (seen with TensorFlow 2.21), and Keras makes a new iterator
-every epoch: an epoch's first batch waited 7-30 s on this project's CPU machines, CPUs
-idle, past the checks that keep a trial inside its time. The pipelines here set their
-buffers themselves (a prefetch of 2), so autotuning has little to tune.
+Every `tf.data` pipeline that kerasnas hands to Keras, or reads itself, runs with
+tf.data's autotuning off (`untuned`). An autotuned iterator being deleted waits for the
+tuning thread to end its sleep between rounds (seen with TensorFlow 2.21), and Keras makes
+a new iterator every epoch: an epoch's first batch waited 7-30 s on this project's CPU
+machines, CPUs idle, past the checks that keep a trial inside its time. The pipelines here
+set their buffers themselves (a prefetch of 2), so autotuning has little to tune.
 """
 
 from __future__ import annotations
