@@ -105,12 +105,12 @@ def test_fit_predict_export_report(tmp_path):
     assert fitted.returncode == 0, fitted.stderr
     assert fitted.stdout.startswith("best trial") and fitted.stdout.count("\n") == 1  # -q
     images = sorted((data / "left").glob("*.png"))[:2]
-    predicted = run("predict", runs, *images)
+    predicted = run("predict", runs, *images, data / "left")  # a folder: each image in it
     assert predicted.returncode == 0, predicted.stderr
     lines = predicted.stdout.strip().splitlines()
-    assert len(lines) == 2 and all(line.split("\t")[1] == "left" for line in lines)
-    whole = run("predict", runs, data / "left")  # a folder: each image in it
-    assert len(whole.stdout.strip().splitlines()) == len(list((data / "left").iterdir()))
+    assert len(lines) == 2 + len(list((data / "left").iterdir()))
+    assert [line.split("\t")[0] for line in lines[:2]] == [str(p) for p in images]
+    assert all(line.split("\t")[1] == "left" for line in lines[:2])
     assert run("export", runs, tmp_path / "serving").returncode == 0
     assert (tmp_path / "serving" / "saved_model.pb").exists()
     reported = run("report", runs, "--out", tmp_path / "report")

@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import quadrant_images
-from fakes import ticking
+from fakes import FakeClock, ticking
 
 from kerasnas import trials
 from kerasnas.graph import generators
@@ -17,6 +17,10 @@ def quadrant_data(n, seed):
     """(n, 8, 8, 1) float images of three classes, and their labels."""
     x, y = quadrant_images(n, seed, dtype="float32")
     return x[..., None], y
+
+
+def small_cnn():
+    return generators.cnn((8, 8, 1), 3, filters=4, dense_units=8)
 
 
 def make_tuner(directory, max_trials, **kwargs):
@@ -38,11 +42,11 @@ def make_tuner(directory, max_trials, **kwargs):
 
 @pytest.fixture(scope="module")
 def searched(tmp_path_factory):
-    """A four-trial search without a deadline, run once for the tests that read it:
-    (tuner, its directory, the validation images)."""
+    """A three-trial search without a deadline (a small CNN and two morphism children), run
+    once for the tests that read it: (tuner, its directory, the validation images)."""
     keras.utils.set_random_seed(0)
-    directory = tmp_path_factory.mktemp("four_trials")
-    tuner = make_tuner(directory, max_trials=4)
+    directory = tmp_path_factory.mktemp("three_trials")
+    tuner = make_tuner(directory, max_trials=3, initial_graphs=[small_cnn()])
     x_val, y_val = quadrant_data(32, 1)
     tuner.search(*quadrant_data(64, 0), validation_data=(x_val, y_val))
     return tuner, directory, x_val
@@ -52,7 +56,7 @@ def searched(tmp_path_factory):
 def test_trials_train_save_their_best_weights_and_report_timings(searched):
     tuner, directory, _ = searched
     done = list(tuner.oracle.trials.values())
-    assert [t.status for t in done] == ["COMPLETED"] * 4
+    assert [t.status for t in done] == ["COMPLETED"] * 3
     for trial in done:
         assert (directory / "search" / f"trial_{trial.trial_id}" / trials.CHECKPOINT).exists()
         for metric in trials.TIMING_METRICS:
@@ -65,7 +69,7 @@ def test_trials_train_save_their_best_weights_and_report_timings(searched):
 @pytest.mark.slow
 def test_children_start_from_their_parents_function(searched):
     tuner, _, x_val = searched
-    child = list(tuner.oracle.trials.values())[3]
+    child = list(tuner.oracle.trials.values())[1]
     parent = tuner.oracle.get_trial(trials.parent_of(child))
     warm = tuner.build_model(child)  # before any training of the child
     trained_parent = tuner.load_model(parent)
@@ -76,10 +80,10 @@ def test_children_start_from_their_parents_function(searched):
 
 @pytest.mark.slow
 def test_a_bad_candidate_fails_its_trial_and_the_search_goes_on(tmp_path):
-    small = generators.cnn((8, 8, 1), 3, filters=4, dense_units=8)
+    small = small_cnn()
     huge = generators.cnn((8, 8, 1), 3, filters=64, dense_units=512)
     tuner = make_tuner(
-        tmp_path, max_trials=4, initial_graphs=[huge, small], max_model_size=huge.num_params() - 1
+        tmp_path, max_trials=3, initial_graphs=[huge, small], max_model_size=huge.num_params() - 1
     )
     tuner.search(*quadrant_data(64, 0), validation_data=quadrant_data(32, 1))
     statuses = [t.status for t in tuner.oracle.trials.values()]
@@ -87,7 +91,7 @@ def test_a_bad_candidate_fails_its_trial_and_the_search_goes_on(tmp_path):
         statuses[0] == "FAILED"
         and "max_model_size" in tuner.oracle.trials[list(tuner.oracle.trials)[0]].message
     )
-    assert statuses.count("COMPLETED") == 3
+    assert statuses.count("COMPLETED") == 2  # the small CNN and its child
 
 
 def test_nan_loss_fails_the_trial(tmp_path):
@@ -100,7 +104,7 @@ def test_nan_loss_fails_the_trial(tmp_path):
 
 @pytest.mark.slow
 def test_a_failing_build_fails_its_trial_and_the_search_goes_on(tmp_path, monkeypatch):
-    tuner = make_tuner(tmp_path, max_trials=4)
+    tuner = make_tuner(tmp_path, max_trials=2, initial_graphs=[small_cnn()])
     real = MorphismTuner.build_model
 
     def broken_for_children(self, trial):
@@ -111,15 +115,15 @@ def test_a_failing_build_fails_its_trial_and_the_search_goes_on(tmp_path, monkey
     monkeypatch.setattr(MorphismTuner, "build_model", broken_for_children)
     tuner.search(*quadrant_data(64, 0), validation_data=quadrant_data(32, 1))
     statuses = [t.status for t in tuner.oracle.trials.values()]
-    assert statuses[:3] == ["COMPLETED"] * 3 and statuses[3] == "FAILED"
-    child = list(tuner.oracle.trials.values())[3]
+    assert statuses == ["COMPLETED", "FAILED"]
+    child = list(tuner.oracle.trials.values())[1]
     assert "the morphism cannot be applied" in child.message
 
 
 @pytest.mark.slow
 def test_user_callbacks_are_copied_for_each_trial(tmp_path):
     history = keras.callbacks.History()
-    tuner = make_tuner(tmp_path, max_trials=2)
+    tuner = make_tuner(tmp_path, max_trials=1, initial_graphs=[small_cnn()])
     tuner.search(*quadrant_data(64, 0), validation_data=quadrant_data(32, 1), callbacks=[history])
     assert history.history == {}  # each trial trained with its own copy
 
@@ -142,17 +146,26 @@ def search_on_a_fake_clock(tmp_path, clock, seconds, **kwargs):
     return tuner
 
 
+@pytest.fixture(scope="module")
+def deadline_search(tmp_path_factory):
+    """A search with a 40-s deadline on a fake clock, run once: (tuner, clock)."""
+    keras.utils.set_random_seed(0)
+    clock = FakeClock()
+    tuner = search_on_a_fake_clock(tmp_path_factory.mktemp("deadline"), clock, 40)
+    return tuner, clock
+
+
 @pytest.mark.slow
-def test_a_deadline_bounds_the_search(tmp_path, clock):
-    tuner = search_on_a_fake_clock(tmp_path, clock, 30)
+def test_a_deadline_bounds_the_search(deadline_search):
+    tuner, clock = deadline_search
     assert clock() <= tuner.deadline
     done = list(tuner.oracle.trials.values())
     assert len(done) >= 2 and all(t.status == "COMPLETED" for t in done)
 
 
 @pytest.mark.slow
-def test_the_last_stretch_refines_the_best_trial_until_the_deadline(tmp_path, clock):
-    tuner = search_on_a_fake_clock(tmp_path, clock, 40)
+def test_the_last_stretch_refines_the_best_trial_until_the_deadline(deadline_search):
+    tuner, clock = deadline_search
     done = [tuner.oracle.trials[i] for i in sorted(tuner.oracle.trials)]
     refined = [t for t in done if trials.is_refinement(t)]
     assert len(refined) == 1
