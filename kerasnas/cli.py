@@ -116,7 +116,8 @@ def _load(directory):
 def _predict(args):
     import numpy as np
 
-    from kerasnas.tasks import data, feeds
+    from kerasnas import pipelines
+    from kerasnas.tasks import data
 
     clf = _load(args.directory)
     shape = clf.input_shape_
@@ -132,7 +133,7 @@ def _predict(args):
     data.scan_images(paths)  # names an unreadable file
     # Read as `fit` read its folder: same size, channels and resizing.
     stream = data.folder_stream(paths, None, tuple(shape[:2]), channels)()
-    images = np.concatenate(list(feeds.untuned(stream.batch(256)).as_numpy_iterator()))
+    images = np.concatenate(list(pipelines.untuned(stream.batch(256)).as_numpy_iterator()))
     images = images.reshape((-1, *shape)).astype(clf.input_dtype_)
     probabilities = clf.predict_proba(images)
     for path, row in zip(paths, probabilities):

@@ -17,7 +17,7 @@ import tensorflow as tf
 from keras_tuner import errors
 from keras_tuner.src import config as keras_tuner_config
 
-from kerasnas import files, trials
+from kerasnas import files, pipelines, trials
 from kerasnas.arguments import check_int, check_number
 from kerasnas.callbacks import BatchNormMomentum, EpochTimer, TimeBudget, TimeCosineDecay
 from kerasnas.graph import transfer
@@ -72,7 +72,9 @@ class MorphismTuner(keras_tuner.Tuner):
     have trained for an epoch), for all the time left, without early stopping.
 
     A candidate that fails (NaN loss, out of memory, too many parameters)
-    fails its trial and the search goes on.
+    fails its trial and the search goes on. numpy arrays reach Keras as
+    untuned Datasets of batches (`kerasnas.pipelines`), reshuffled every
+    epoch unless `shuffle=False` is passed to `search`.
 
     Args:
         oracle: a `NetworkMorphismOracle` (or, on a distributed worker,
@@ -222,6 +224,8 @@ class MorphismTuner(keras_tuner.Tuner):
         plan = self._plan(trial)
         trial_deadline = self._trial_deadline(plan, start)
         fit_kwargs.pop("verbose", None)  # `search(verbose=...)` is KerasTuner's own display
+        if isinstance(x, np.ndarray) and "validation_split" not in fit_kwargs:
+            x, y, validation_data = self._as_datasets(x, y, validation_data, fit_kwargs)
         if isinstance(x, tf.data.Dataset):
             fit_kwargs.setdefault("shuffle", False)  # the dataset shuffles itself
         else:
@@ -294,6 +298,28 @@ class MorphismTuner(keras_tuner.Tuner):
             EPOCHS: timer.epochs_trained(),
         }
 
+    def _as_datasets(self, x, y, validation_data, fit_kwargs):
+        """numpy arrays as untuned Datasets of batches, as Keras would batch them (see
+        `kerasnas.pipelines`; `validation_split` needs arrays, so it keeps them). Takes
+        `batch_size`, `shuffle` and `sample_weight` out of `fit_kwargs`.
+
+        Returns:
+            `(x, y, validation_data)` to hand to `fit`.
+        """
+        batch_size = fit_kwargs.pop("batch_size", None) or self.batch_size
+        x = pipelines.array_dataset(
+            x,
+            y,
+            fit_kwargs.pop("sample_weight", None),
+            batch_size=batch_size,
+            shuffle=bool(fit_kwargs.pop("shuffle", True)),
+        )
+        if isinstance(validation_data, (tuple, list)) and isinstance(
+            validation_data[0], np.ndarray
+        ):
+            validation_data = pipelines.array_dataset(*validation_data, batch_size=batch_size)
+        return x, None, validation_data
+
     def _build_and_compile(self, trial, plan):
         strategy = self.distribution_strategy
         learning_rate = self.learning_rate * plan.learning_rate_scale
@@ -358,14 +384,11 @@ class MorphismTuner(keras_tuner.Tuner):
             batch_size = batch_size or self.batch_size
             count = PROBE_BATCHES * batch_size
             steps = math.ceil(len(x) / batch_size)
-            data, kwargs = (
-                x[:count],
-                {
-                    "y": y[:count],
-                    "batch_size": batch_size,
-                    "validation_data": (x[:batch_size], y[:batch_size]),
-                },
+            data = pipelines.array_dataset(x[:count], y[:count], batch_size=batch_size)
+            validation = pipelines.array_dataset(
+                x[:batch_size], y[:batch_size], batch_size=batch_size
             )
+            kwargs = {"validation_data": validation, "shuffle": False}
         if steps <= 0:
             return None
         model.fit(data, epochs=1, callbacks=[timer], verbose=0, **kwargs)

@@ -1,4 +1,4 @@
-"""The Datasets kerasnas hands to Keras: every row once per pass, and tf.data's autotuning off."""
+"""feeds: the streamed Datasets kerasnas hands to Keras."""
 
 from __future__ import annotations
 
@@ -8,49 +8,14 @@ import tensorflow as tf
 from kerasnas.tasks import feeds
 
 
-def rows(dataset):
-    """The first column of every batch of one pass, concatenated."""
-    return np.concatenate(
-        [np.asarray(batch[0] if isinstance(batch, tuple) else batch) for batch in dataset]
-    )
-
-
-def test_array_dataset_gives_every_row_once_per_pass_in_a_new_order():
-    x = np.arange(10, dtype="float32")[:, None]
-    dataset = feeds.array_dataset(x, np.arange(10) % 2, batch_size=4, shuffle=True, seed=1)
-    assert int(dataset.cardinality()) == 3
-    first, second = rows(dataset)[:, 0], rows(dataset)[:, 0]
-    assert sorted(first) == sorted(second) == list(range(10))
-    assert list(first) != list(second)
-
-
-def test_array_dataset_keeps_the_order_and_pairs_rows_without_shuffle():
-    x = np.arange(7, dtype="float32")[:, None]
-    batches = list(feeds.array_dataset(x, 10 * np.arange(7), 2 * np.arange(7), batch_size=3))
-    assert [len(b[0]) for b in batches] == [3, 3, 1]
-    images, labels, weights = (
-        np.concatenate([np.asarray(b[i]) for b in batches]) for i in range(3)
-    )
-    np.testing.assert_array_equal(images[:, 0], np.arange(7))
-    np.testing.assert_array_equal(labels, 10 * np.arange(7))
-    np.testing.assert_array_equal(weights, 2 * np.arange(7))
-
-
-def test_array_dataset_of_images_alone_yields_bare_batches():
-    (batch,) = list(feeds.array_dataset(np.zeros((3, 2, 2, 1), "float32"), batch_size=8))
-    assert tuple(batch.shape) == (3, 2, 2, 1)
-
-
-def test_the_datasets_handed_to_keras_run_without_autotuning():
-    # An autotuned iterator made Keras wait up to 30 s at an epoch's start (feeds' docstring).
+def test_a_stream_runs_without_autotuning():
+    # An autotuned iterator made Keras wait up to 30 s at an epoch's start (kerasnas.pipelines).
     x = np.zeros((4, 2, 2, 1), "float32")
-    arrays = feeds.array_dataset(x, np.zeros(4), batch_size=2, shuffle=True, augment=True)
     streamed = feeds.stream(
         lambda: tf.data.Dataset.from_tensor_slices((x, np.zeros(4, "int64"))),
         prep=lambda images, training: images,
         encode=lambda y: y,
         batch_size=2,
     )
-    for dataset in (arrays, streamed):
-        assert dataset.options().autotune.enabled is False
-        assert len(list(dataset)) == 2
+    assert streamed.options().autotune.enabled is False
+    assert len(list(streamed)) == 2

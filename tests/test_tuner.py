@@ -3,13 +3,13 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from conftest import quadrant_images
 from fakes import FakeClock, ticking
 
-from kerasnas import trials
+from kerasnas import pipelines, trials
 from kerasnas.graph import generators
 from kerasnas.oracle import NetworkMorphismOracle
-from kerasnas.tasks import feeds
 from kerasnas.tuner import MorphismTuner
 
 
@@ -120,6 +120,28 @@ def test_a_failing_build_fails_its_trial_and_the_search_goes_on(tmp_path, monkey
     assert "the morphism cannot be applied" in child.message
 
 
+def test_arrays_reach_keras_as_untuned_datasets_with_their_weights(tmp_path, monkeypatch):
+    fits = []
+    keras_fit = keras.Model.fit
+
+    def recording_fit(model, x=None, *args, **kwargs):
+        fits.append((x, kwargs.get("validation_data")))
+        return keras_fit(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    tuner = make_tuner(tmp_path, max_trials=1, initial_graphs=[small_cnn()])
+    x, y = quadrant_data(64, 0)
+    weights = np.linspace(0.5, 1.5, 64).astype("float32")
+    tuner.search(x, y, sample_weight=weights, validation_data=quadrant_data(32, 1))
+    ((data, validation),) = fits
+    for dataset in (data, validation):
+        assert isinstance(dataset, tf.data.Dataset)
+        assert dataset.options().autotune.enabled is False
+    batches = list(data)
+    assert len(batches) == 4 and all(len(batch) == 3 for batch in batches)  # 64 / 16
+    np.testing.assert_allclose(np.sort(np.concatenate([b[2] for b in batches])), weights)
+
+
 @pytest.mark.slow
 def test_user_callbacks_are_copied_for_each_trial(tmp_path):
     history = keras.callbacks.History()
@@ -225,7 +247,7 @@ def test_the_probe_times_a_few_batches_and_scales_them_to_an_epoch(tmp_path, cou
 def test_the_probe_times_a_dataset_without_keras_warning_about_shuffle(tmp_path, recwarn):
     tuner = make_tuner(tmp_path, max_trials=1, clock=ReadTicks())
     x, y = quadrant_data(640, 0)
-    dataset = feeds.array_dataset(x, y, batch_size=16, shuffle=True, seed=0)
+    dataset = pipelines.array_dataset(x, y, batch_size=16, shuffle=True, seed=0)
     epoch, _ = tuner.probe(generators.cnn((8, 8, 1), 3), dataset)
     assert epoch == pytest.approx(0.01 * 40)
     assert not [w for w in recwarn if "shuffle" in str(w.message)]

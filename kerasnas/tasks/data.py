@@ -30,7 +30,7 @@ import os
 
 import numpy as np
 
-from kerasnas.tasks.feeds import untuned
+from kerasnas.pipelines import untuned
 
 IMAGE_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 DEFAULT_IN_MEMORY_MB = 256

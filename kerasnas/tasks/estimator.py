@@ -21,7 +21,7 @@ import warnings
 
 import numpy as np
 
-from kerasnas import files, trials
+from kerasnas import files, pipelines, trials
 from kerasnas.arguments import check_int
 from kerasnas.output import check_verbose, keras_fit_verbose, logger, say
 from kerasnas.tasks import data as datalib
@@ -562,7 +562,7 @@ class ImageTask:
             )
             return (dataset,), {}
         x = feeds.prepare(self.preprocessor_, train.images)
-        dataset = feeds.array_dataset(
+        dataset = pipelines.array_dataset(
             x, encoded, weights, batch_size, shuffle=True, seed=self.seed, augment=augment
         )
         return (dataset,), {}
@@ -1006,7 +1006,7 @@ def _find_run(directory):
 def _keras_validation(feed, batch_size):
     """A `_validation_feed` as `fit` gets it: arrays become an untuned Dataset of batches."""
     if isinstance(feed, tuple):
-        return feeds.array_dataset(*feed, batch_size=batch_size)
+        return pipelines.array_dataset(*feed, batch_size=batch_size)
     return feed
 
 

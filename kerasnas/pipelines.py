@@ -1,0 +1,68 @@
+"""The `tf.data` pipelines kerasnas hands to Keras: in-memory arrays as batches, untuned.
+
+Every `tf.data` pipeline that kerasnas hands to Keras, or reads itself, runs with
+tf.data's autotuning off (`untuned`). An autotuned iterator being deleted waits for the
+tuning thread to end its sleep between rounds (seen with TensorFlow 2.21), and Keras makes
+a new iterator every epoch: an epoch's first batch waited 7-30 s on this project's CPU
+machines, CPUs idle, past the checks that keep a trial inside its time. The pipelines
+kerasnas makes set their buffers themselves (a prefetch of 2), so autotuning has little
+to tune.
+"""
+
+from __future__ import annotations
+
+
+def untuned(dataset):
+    """`dataset` with tf.data's autotuning off (see the module's docstring)."""
+    import tensorflow as tf
+
+    options = tf.data.Options()
+    options.autotune.enabled = False
+    return dataset.with_options(options)
+
+
+def augmenter():
+    """The `augment` option's layers: random shifts and zooms of up to 10%."""
+    import keras
+
+    return keras.Sequential(
+        [
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant"),
+            keras.layers.RandomZoom(0.1, fill_mode="constant"),
+        ]
+    )
+
+
+def array_dataset(x, y=None, weights=None, batch_size=32, shuffle=False, seed=None, augment=False):
+    """In-memory arrays as a Dataset of batches, what Keras' `fit` makes of arrays, untuned.
+
+    Args:
+        x, y, weights: arrays of one length; `y` and `weights` may be None.
+        batch_size: images per batch (the last batch may be smaller).
+        shuffle: whether to draw a new order on every pass over the data.
+        seed: the shuffle's seed. Defaults to None (another order every run).
+        augment: whether to shift and zoom the images at random (`augmenter`).
+
+    Returns:
+        A `tf.data.Dataset` of `x`, `(x, y)` or `(x, y, weights)` batches.
+    """
+    import tensorflow as tf
+
+    parts = tuple(part for part in (x, y, weights) if part is not None)
+    count = len(x)
+    # The arrays become one tensor each, once; every batch gathers its rows from them.
+    arrays = tf.data.Dataset.from_tensors(parts).repeat()
+    order = tf.data.Dataset.range(count)
+    if shuffle:
+        order = order.shuffle(count, seed=seed, reshuffle_each_iteration=True)
+    layers = augmenter() if augment else None
+
+    def gather(rows, tensors):
+        batch = [tf.gather(tensor, rows) for tensor in tensors]
+        if layers is not None:
+            batch[0] = layers(batch[0], training=True)
+        return batch[0] if len(batch) == 1 else tuple(batch)
+
+    dataset = tf.data.Dataset.zip(order.batch(batch_size), arrays)
+    dataset = dataset.map(tf.autograph.experimental.do_not_convert(gather))
+    return untuned(dataset.prefetch(2))
