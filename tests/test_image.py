@@ -263,6 +263,7 @@ def test_augmentation_trains_on_shifted_copies(tmp_path):
     assert clf.predict(x[:4]).shape == (4,)
 
 
+@pytest.mark.slow
 def test_every_training_gets_an_untuned_pipeline_and_batchnorm_momentum(tmp_path, monkeypatch):
     """What the estimator hands Keras: untuned Datasets (an autotuned iterator can stall an
     epoch's start for seconds) and, for every trial and `final_fit`, `BatchNormMomentum`."""

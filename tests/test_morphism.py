@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import zlib
+
 import numpy as np
 import pytest
 from conftest import SHAPES
@@ -7,7 +9,7 @@ from conftest import SHAPES
 from kerasnas.graph import Graph, generators, morphism, transfer
 
 GENERATORS = sorted(generators.GENERATORS)
-SEQUENCES_PER_GENERATOR = 51  # 17 per input shape
+SEQUENCES_PER_GENERATOR = 39  # 13 per input shape
 
 
 def random_child(graph, rng, length):
@@ -27,7 +29,8 @@ def test_random_morphism_sequences_preserve_the_function(name, shape, trained_pa
     parent, parent_model, x = trained_parents(name, shape)
     before = parent.to_json()
     expected = logits(parent_model, x)
-    rng = np.random.default_rng(hash((name, shape)) % 2**32)
+    # crc32, not hash(): Python salts str hashes per process, so each run drew other sequences.
+    rng = np.random.default_rng(zlib.crc32(f"{name} {shape}".encode()))
     ops_seen = set()
     for _ in range(SEQUENCES_PER_GENERATOR // len(SHAPES)):
         child = random_child(parent, rng, int(rng.integers(1, 7)))
