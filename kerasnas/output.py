@@ -18,10 +18,14 @@ filters govern them.
   output holds no carriage returns or backspaces.
 
 `True` means 1 and `False` 0. The default, 1, writes a few lines per trial to a log file.
+
+While a search runs, TensorFlow's warning that a function "triggered tf.function
+retracing" is dropped (`quiet_retracing`): it is expected there, not a fault.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import numbers
 import sys
@@ -70,3 +74,26 @@ def say(message):
         sys.stdout.flush()
     else:
         logger.info(message)
+
+
+class _DropRetracingWarnings(logging.Filter):
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def quiet_retracing():
+    """Drops TensorFlow's "triggered tf.function retracing" warning inside the `with`.
+
+    TensorFlow counts traces by the traced function's code, and Keras traces the same
+    training-step code anew for every model, so a search sets the warning off after
+    about five trials. Its advice (define the function once, outside the loop) does not
+    apply: every architecture needs its own traced step. Other warnings pass.
+    """
+    tensorflow_logger = logging.getLogger("tensorflow")
+    drop = _DropRetracingWarnings()
+    tensorflow_logger.addFilter(drop)
+    try:
+        yield
+    finally:
+        tensorflow_logger.removeFilter(drop)

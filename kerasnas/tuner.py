@@ -22,7 +22,7 @@ from kerasnas.arguments import check_int, check_number
 from kerasnas.callbacks import BatchNormMomentum, EpochTimer, TimeBudget, TimeCosineDecay
 from kerasnas.graph import transfer
 from kerasnas.oracle import NetworkMorphismOracle
-from kerasnas.output import check_verbose, keras_fit_verbose, say
+from kerasnas.output import check_verbose, keras_fit_verbose, quiet_retracing, say
 from kerasnas.trials import EPOCH_SECONDS, EPOCHS, SETUP_SECONDS, TRAIN_SECONDS
 
 logger = logging.getLogger("kerasnas")
@@ -344,16 +344,17 @@ class MorphismTuner(keras_tuner.Tuner):
         machine: before the first trial, `probe` times the architectures it
         names (`probe_graphs`) on the first batches of the training data.
         """
-        oracle = self._local_oracle
-        if oracle is not None and oracle.needs_probe():
-            start = self.clock()
-            for graph in oracle.probe_graphs():
-                timing = self.probe(graph, *fit_args, **fit_kwargs)
-                if timing is not None:
-                    oracle.set_probe(graph, *timing)
-                if self.clock() - start > PROBE_SHARE * (self.deadline - self.clock()):
-                    break  # a short budget: one timing must do
-        return super().search(*fit_args, **fit_kwargs)
+        with quiet_retracing():  # a new model every trial: its retracing is expected
+            oracle = self._local_oracle
+            if oracle is not None and oracle.needs_probe():
+                start = self.clock()
+                for graph in oracle.probe_graphs():
+                    timing = self.probe(graph, *fit_args, **fit_kwargs)
+                    if timing is not None:
+                        oracle.set_probe(graph, *timing)
+                    if self.clock() - start > PROBE_SHARE * (self.deadline - self.clock()):
+                        break  # a short budget: one timing must do
+            return super().search(*fit_args, **fit_kwargs)
 
     def probe(self, graph, x, y=None, batch_size=None, **_):
         """Times `graph` on the first PROBE_BATCHES batches of the training data.

@@ -23,7 +23,7 @@ import numpy as np
 
 from kerasnas import files, pipelines, trials
 from kerasnas.arguments import check_int
-from kerasnas.output import check_verbose, keras_fit_verbose, logger, say
+from kerasnas.output import check_verbose, keras_fit_verbose, logger, quiet_retracing, say
 from kerasnas.tasks import data as datalib
 from kerasnas.tasks import ensemble, export, feeds, run_dir
 from kerasnas.tasks.inputs import (
@@ -338,17 +338,18 @@ class ImageTask:
                 self.__dict__.update(targets)
                 self.input_shape_ = train.raw_shape
                 self.input_dtype_ = _raw_dtype(train.dtype)
-                return self._search(
-                    start,
-                    time_limit,
-                    overwrite,
-                    verbose,
-                    (train, encoded, weights, per_class),
-                    (val, val_encoded),
-                    epochs,
-                    batch_size,
-                    callbacks,
-                )
+                with quiet_retracing():  # every trial and ensemble member traces anew
+                    return self._search(
+                        start,
+                        time_limit,
+                        overwrite,
+                        verbose,
+                        (train, encoded, weights, per_class),
+                        (val, val_encoded),
+                        epochs,
+                        batch_size,
+                        callbacks,
+                    )
         except BaseException as e:
             self.__dict__.clear()
             self.__dict__.update(before)
