@@ -175,13 +175,47 @@ def test_regressor(tmp_path):
     assert "val_loss" in reg.history.columns
 
 
+class RecordFits:
+    """Replaces `keras.Model.fit` with one that records what it is handed, then trains."""
+
+    def __init__(self, monkeypatch):
+        import keras
+
+        self.fits = []  # (x, validation_data, callbacks)
+        keras_fit = keras.Model.fit
+
+        def recording_fit(model, x=None, *args, **kwargs):
+            self.fits.append((x, kwargs.get("validation_data"), kwargs.get("callbacks") or []))
+            return keras_fit(model, x, *args, **kwargs)
+
+        monkeypatch.setattr(keras.Model, "fit", recording_fit)
+
+
 @pytest.mark.slow
-def test_the_seed_notebooks_calls(tmp_path):
+def test_the_seed_notebooks_calls(tmp_path, monkeypatch):
+    """The seed notebook's calls work, and hand Keras untuned Datasets (an autotuned iterator
+    can stall an epoch's start for seconds) and `BatchNormMomentum` in every training."""
+    import keras
+
+    from kerasnas.callbacks import BatchNormMomentum
+
+    record = RecordFits(monkeypatch)
     x_train, y_train = quadrant_images(200, 3)
     x_test, y_test = quadrant_images(60, 4)
     clf = kerasnas.ImageClassifier(path=str(tmp_path), verbose=True, augment=False)
     clf.fit(x_train, y_train, time_limit=30)
     clf.final_fit(x_train, y_train, x_test, y_test, retrain=True)
+    trainings = [  # the trials and final_fit; the probe's timings have no EarlyStopping
+        callbacks
+        for _, _, callbacks in record.fits
+        if any(isinstance(c, keras.callbacks.EarlyStopping) for c in callbacks)
+    ]
+    assert len(trainings) == len(clf.history) + 1
+    assert all(any(isinstance(c, BatchNormMomentum) for c in cs) for cs in trainings)
+    for data, validation, _ in record.fits:
+        for dataset in (data, validation):
+            assert isinstance(dataset, tf.data.Dataset)
+            assert dataset.options().autotune.enabled is False
     accuracy = clf.evaluate(x_test, y_test)
     assert accuracy >= 0.8
     probabilities = clf.predict_proba(x_test[:20])
@@ -261,39 +295,6 @@ def test_augmentation_trains_on_shifted_copies(tmp_path):
     clf.fit(x, y, time_limit=30, epochs=2)
     assert clf.history["status"].tolist() == ["COMPLETED"]
     assert clf.predict(x[:4]).shape == (4,)
-
-
-@pytest.mark.slow
-def test_every_training_gets_an_untuned_pipeline_and_batchnorm_momentum(tmp_path, monkeypatch):
-    """What the estimator hands Keras: untuned Datasets (an autotuned iterator can stall an
-    epoch's start for seconds) and, for every trial and `final_fit`, `BatchNormMomentum`."""
-    import keras
-
-    from kerasnas.callbacks import BatchNormMomentum
-
-    fits = []
-    keras_fit = keras.Model.fit
-
-    def recording_fit(model, x=None, *args, **kwargs):
-        fits.append((x, kwargs.get("validation_data"), kwargs.get("callbacks") or []))
-        return keras_fit(model, x, *args, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", recording_fit)
-    x, y = quadrant_images(60, 3)
-    clf = kerasnas.ImageClassifier(directory=str(tmp_path), max_trials=1, verbose=False, seed=0)
-    clf.fit(x, y, time_limit=60, epochs=1)
-    clf.final_fit(x, y, epochs=1)
-    trainings = [
-        callbacks
-        for _, _, callbacks in fits
-        if any(isinstance(c, keras.callbacks.EarlyStopping) for c in callbacks)
-    ]
-    assert len(trainings) == 2  # the trial and final_fit; the rest are the probe's timings
-    assert all(any(isinstance(c, BatchNormMomentum) for c in cs) for cs in trainings)
-    for data, validation, _ in fits:
-        for dataset in (data, validation):
-            assert isinstance(dataset, tf.data.Dataset)
-            assert dataset.options().autotune.enabled is False
 
 
 def test_export_writes_a_saved_model_served_by_tensorflow_alone(fitted_classifier, tmp_path):
