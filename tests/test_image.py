@@ -259,8 +259,8 @@ def test_a_killed_search_resumes_and_keeps_its_trials_and_time_limit(tmp_path):
         text=True,
     )
     try:
-        for line in process.stdout:  # kill it during its fourth trial
-            if line.startswith("Trial 0003:"):
+        for line in process.stdout:  # kill it during its third trial
+            if line.startswith("Trial 0002:"):
                 time.sleep(1)
                 break
         process.send_signal(signal.SIGKILL)
@@ -273,7 +273,7 @@ def test_a_killed_search_resumes_and_keeps_its_trials_and_time_limit(tmp_path):
         p.parent.name: json.loads(p.read_text())["status"]
         for p in project.glob("trial_*/trial.json")
     }
-    assert [before[f"trial_000{i}"] for i in range(3)] == ["COMPLETED"] * 3
+    assert [before[f"trial_000{i}"] for i in range(2)] == ["COMPLETED"] * 2
 
     x, y = quadrant_images(600, 6)
     clf = kerasnas.ImageClassifier(directory=str(tmp_path), seed=0, verbose=False)
@@ -284,7 +284,7 @@ def test_a_killed_search_resumes_and_keeps_its_trials_and_time_limit(tmp_path):
     for trial_id, status in before.items():
         if status == "COMPLETED":
             assert history.loc[trial_id[len("trial_") :], "status"] == "COMPLETED"
-    assert len(history) > 3
+    assert len(history) > 2
 
 
 def test_augmentation_trains_on_shifted_copies(tmp_path):
