@@ -113,21 +113,24 @@ class TimeCosineDecay(keras.callbacks.Callback):
         self.deadline = float(deadline)
         self.floor = float(floor)
         self.clock = clock or time.time
+        self._total_batches = None
+        self._batches = 0
 
     def on_train_begin(self, logs=None):
         self._start = self.clock()
         self._initial = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
         params = self.params or {}
-        steps, epochs = params.get("steps"), params.get("epochs")
-        # Batches `fit` trains at most, when Keras knows them.
-        self._total_batches = steps * epochs if steps and epochs else None
+        self._steps, epochs = params.get("steps"), params.get("epochs")
+        # So that a run `epochs` ends before the deadline still ends annealed.
+        self._total_batches = self._steps * epochs if self._steps and epochs else None
         self._batches = 0
+        self._epoch = 0
 
     def factor(self, now, batches=0):
         """The fraction of the initial rate in force at time `now`, after `batches` batches."""
         span = max(self.deadline - self._start, 1e-9)
         progress = (now - self._start) / span
-        if getattr(self, "_total_batches", None):
+        if self._total_batches:
             progress = max(progress, batches / self._total_batches)
         progress = min(1.0, max(0.0, progress))
         return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
@@ -136,8 +139,13 @@ class TimeCosineDecay(keras.callbacks.Callback):
         rate = self._initial * self.factor(self.clock(), self._batches)
         self.model.optimizer.learning_rate.assign(rate)
 
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
     def on_train_batch_end(self, batch, logs=None):
-        self._batches += 1
+        # From the batch's index: with `steps_per_execution`, one call ends several.
+        if self._steps:
+            self._batches = self._epoch * self._steps + batch + 1
 
 
 class EpochTimer(keras.callbacks.Callback):

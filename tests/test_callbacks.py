@@ -147,6 +147,24 @@ def test_time_cosine_decay_anneals_by_the_last_epoch_when_epochs_end_first(clock
     assert rates[-1] == pytest.approx(expected, rel=1e-5)
 
 
+def test_time_cosine_decay_counts_every_step_of_a_multi_step_execution(clock):
+    """With steps_per_execution=4, Keras calls the batch hooks once per four batches."""
+    record = RecordRate()
+    model = tiny_model()
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss=model.loss, steps_per_execution=4)
+    model.fit(
+        *data(),
+        batch_size=8,
+        epochs=2,
+        verbose=0,
+        callbacks=[TimeCosineDecay(clock() + 1000, floor=0.1, clock=clock), record],
+    )
+    assert len(record.rates) == 4
+    # The last execution starts after 12 of 16 batches (not after 3 calls).
+    expected = 0.01 * (0.1 + 0.9 * 0.5 * (1 + np.cos(np.pi * 12 / 16)))
+    assert record.rates[-1] == pytest.approx(expected, rel=1e-5)
+
+
 def test_time_cosine_decay_factor_holds_at_the_floor_after_the_deadline(clock):
     decay = TimeCosineDecay(clock() + 10, floor=0.02, clock=clock)
     decay._start = clock()
