@@ -1,6 +1,6 @@
 """The `tf.data` pipelines kerasnas hands to Keras: in-memory arrays as batches, untuned.
 
-Every `tf.data` pipeline that kerasnas hands to Keras, or reads itself, runs with
+The `tf.data` pipelines kerasnas makes, to hand to Keras or to read itself, run with
 tf.data's autotuning off (`untuned`). An autotuned iterator being deleted waits for the
 tuning thread to end its sleep between rounds (seen with TensorFlow 2.21), and Keras makes
 a new iterator every epoch: an epoch's first batch waited 7-30 s on this project's CPU
@@ -10,6 +10,8 @@ to tune.
 """
 
 from __future__ import annotations
+
+import numpy as np
 
 
 def untuned(dataset):
@@ -37,7 +39,8 @@ def array_dataset(x, y=None, weights=None, batch_size=32, shuffle=False, seed=No
     """In-memory arrays as a Dataset of batches, what Keras' `fit` makes of arrays, untuned.
 
     Args:
-        x, y, weights: arrays of one length; `y` and `weights` may be None.
+        x, y, weights: arrays of one length; `y` and `weights` may be None (`weights`
+            only with `y`). Floating-point arrays become float32, as Keras casts them.
         batch_size: images per batch (the last batch may be smaller).
         shuffle: whether to draw a new order on every pass over the data.
         seed: the shuffle's seed. Defaults to None (another order every run).
@@ -45,11 +48,22 @@ def array_dataset(x, y=None, weights=None, batch_size=32, shuffle=False, seed=No
 
     Returns:
         A `tf.data.Dataset` of `x`, `(x, y)` or `(x, y, weights)` batches.
+
+    Raises:
+        ValueError: if the arrays differ in length, or `weights` come without `y`.
     """
     import tensorflow as tf
 
-    parts = tuple(part for part in (x, y, weights) if part is not None)
+    if weights is not None and y is None:
+        raise ValueError("Expected `y` with `weights`: sample weights weigh labelled images.")
+    parts = tuple(_float32(part) for part in (x, y, weights) if part is not None)
     count = len(x)
+    lengths = [len(part) for part in parts]
+    if len(set(lengths)) > 1:
+        raise ValueError(
+            "Expected x, y and the sample weights to have one length (one row per image); "
+            f"got lengths {lengths}."
+        )
     # The arrays become one tensor each, once; every batch gathers its rows from them.
     arrays = tf.data.Dataset.from_tensors(parts).repeat()
     order = tf.data.Dataset.range(count)
@@ -66,3 +80,10 @@ def array_dataset(x, y=None, weights=None, batch_size=32, shuffle=False, seed=No
     dataset = tf.data.Dataset.zip(order.batch(batch_size), arrays)
     dataset = dataset.map(tf.autograph.experimental.do_not_convert(gather))
     return untuned(dataset.prefetch(2))
+
+
+def _float32(array):
+    array = np.asarray(array)
+    return (
+        array.astype("float32") if array.dtype.kind == "f" and array.dtype != "float32" else array
+    )

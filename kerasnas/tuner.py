@@ -74,7 +74,8 @@ class MorphismTuner(keras_tuner.Tuner):
     A candidate that fails (NaN loss, out of memory, too many parameters)
     fails its trial and the search goes on. numpy arrays reach Keras as
     untuned Datasets of batches (`kerasnas.pipelines`), reshuffled every
-    epoch unless `shuffle=False` is passed to `search`.
+    epoch unless `shuffle=False` is passed to `search`; with
+    `validation_split`, which needs arrays, they go to Keras as they are.
 
     Args:
         oracle: a `NetworkMorphismOracle` (or, on a distributed worker,
@@ -317,7 +318,10 @@ class MorphismTuner(keras_tuner.Tuner):
         if isinstance(validation_data, (tuple, list)) and isinstance(
             validation_data[0], np.ndarray
         ):
-            validation_data = pipelines.array_dataset(*validation_data, batch_size=batch_size)
+            validation_data = pipelines.array_dataset(
+                *validation_data,
+                batch_size=fit_kwargs.pop("validation_batch_size", None) or batch_size,
+            )
         return x, None, validation_data
 
     def _build_and_compile(self, trial, plan):

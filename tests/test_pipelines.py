@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from kerasnas import pipelines
 
@@ -46,3 +47,23 @@ def test_array_dataset_runs_without_autotuning():
     dataset = pipelines.array_dataset(x, np.zeros(4), batch_size=2, shuffle=True, augment=True)
     assert dataset.options().autotune.enabled is False
     assert len(list(dataset)) == 2
+
+
+def test_array_dataset_casts_floats_to_float32_as_keras_does():
+    (batch,) = list(
+        pipelines.array_dataset(np.zeros((3, 2), "float64"), np.arange(3), batch_size=4)
+    )
+    assert batch[0].dtype == "float32" and batch[1].dtype == "int64"
+
+
+@pytest.mark.parametrize(
+    "y, weights, match",
+    [
+        (np.zeros(4), None, r"one length.*\[5, 4\]"),
+        (np.zeros(5), np.ones(6), r"one length.*\[5, 5, 6\]"),
+        (None, np.ones(5), "Expected `y` with `weights`"),
+    ],
+)
+def test_array_dataset_refuses_arrays_that_do_not_pair_up(y, weights, match):
+    with pytest.raises(ValueError, match=match):
+        pipelines.array_dataset(np.zeros((5, 2)), y, weights, batch_size=2)

@@ -400,7 +400,9 @@ def _read(make, labelled, name, source, known=None):
     elif labelled:  # the labels of everything: small, and needed for classes and counts
         parts = [
             np.asarray(batch)
-            for batch in untuned(make().map(lambda image, label: label).batch(4096))
+            for batch in untuned(
+                make().map(lambda image, label: label).batch(4096)
+            ).as_numpy_iterator()
         ]
         y = _decoded_labels(np.concatenate(parts))
         count = len(y)
