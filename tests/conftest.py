@@ -101,3 +101,20 @@ def fitted_classifier(tmp_path_factory):
     # on the slowest machine.
     clf.fit(x, np.array(["left", "right", "bottom"])[y], time_limit=900, epochs=3)
     return clf, directory
+
+
+@pytest.fixture
+def keras_fits(monkeypatch):
+    """Every `keras.Model.fit` call of the test, recorded before it trains:
+    `(x, validation_data, callbacks)` each."""
+    import keras
+
+    fits = []
+    keras_fit = keras.Model.fit
+
+    def recording_fit(model, x=None, *args, **kwargs):
+        fits.append((x, kwargs.get("validation_data"), kwargs.get("callbacks") or []))
+        return keras_fit(model, x, *args, **kwargs)
+
+    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+    return fits

@@ -175,31 +175,14 @@ def test_regressor(tmp_path):
     assert "val_loss" in reg.history.columns
 
 
-class RecordFits:
-    """Replaces `keras.Model.fit` with one that records what it is handed, then trains."""
-
-    def __init__(self, monkeypatch):
-        import keras
-
-        self.fits = []  # (x, validation_data, callbacks)
-        keras_fit = keras.Model.fit
-
-        def recording_fit(model, x=None, *args, **kwargs):
-            self.fits.append((x, kwargs.get("validation_data"), kwargs.get("callbacks") or []))
-            return keras_fit(model, x, *args, **kwargs)
-
-        monkeypatch.setattr(keras.Model, "fit", recording_fit)
-
-
 @pytest.mark.slow
-def test_the_seed_notebooks_calls(tmp_path, monkeypatch):
+def test_the_seed_notebooks_calls(tmp_path, keras_fits):
     """The seed notebook's calls work, and hand Keras untuned Datasets (an autotuned iterator
     can stall an epoch's start for seconds) and `BatchNormMomentum` in every training."""
     import keras
 
     from kerasnas.callbacks import BatchNormMomentum
 
-    record = RecordFits(monkeypatch)
     x_train, y_train = quadrant_images(200, 3)
     x_test, y_test = quadrant_images(60, 4)
     clf = kerasnas.ImageClassifier(path=str(tmp_path), verbose=True, augment=False)
@@ -207,12 +190,12 @@ def test_the_seed_notebooks_calls(tmp_path, monkeypatch):
     clf.final_fit(x_train, y_train, x_test, y_test, retrain=True)
     trainings = [  # the trials and final_fit; the probe's timings have no EarlyStopping
         callbacks
-        for _, _, callbacks in record.fits
+        for _, _, callbacks in keras_fits
         if any(isinstance(c, keras.callbacks.EarlyStopping) for c in callbacks)
     ]
     assert len(trainings) == len(clf.history) + 1
     assert all(any(isinstance(c, BatchNormMomentum) for c in cs) for cs in trainings)
-    for data, validation, _ in record.fits:
+    for data, validation, _ in keras_fits:
         for dataset in (data, validation):
             assert isinstance(dataset, tf.data.Dataset)
             assert dataset.options().autotune.enabled is False

@@ -120,20 +120,12 @@ def test_a_failing_build_fails_its_trial_and_the_search_goes_on(tmp_path, monkey
     assert "the morphism cannot be applied" in child.message
 
 
-def test_arrays_reach_keras_as_untuned_datasets_with_their_weights(tmp_path, monkeypatch):
-    fits = []
-    keras_fit = keras.Model.fit
-
-    def recording_fit(model, x=None, *args, **kwargs):
-        fits.append((x, kwargs.get("validation_data")))
-        return keras_fit(model, x, *args, **kwargs)
-
-    monkeypatch.setattr(keras.Model, "fit", recording_fit)
+def test_arrays_reach_keras_as_untuned_datasets_with_their_weights(tmp_path, keras_fits):
     tuner = make_tuner(tmp_path, max_trials=1, initial_graphs=[small_cnn()])
     x, y = quadrant_data(64, 0)
     weight_of = lambda images: images.reshape(len(images), -1).sum(axis=1)  # noqa: E731
     tuner.search(x, y, sample_weight=weight_of(x), validation_data=quadrant_data(32, 1))
-    ((data, validation),) = fits
+    ((data, validation, _),) = keras_fits
     for dataset in (data, validation):
         assert isinstance(dataset, tf.data.Dataset)
         assert dataset.options().autotune.enabled is False
