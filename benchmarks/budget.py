@@ -3,7 +3,7 @@
 Usage:
     python benchmarks/budget.py [--budgets 5E,15E,40E]
         [--systems kerasnas,kerasnas-nosearch,cnn] [--seeds 1,2]
-        [--dataset mnist|digits] [--e-seconds E] [--output DIR]
+        [--dataset mnist|digits] [--e-seconds E] [--searcher-args JSON] [--output DIR]
 
 Budgets are stated in E, the seconds one epoch of the plain Keras convnet (the
 `cnn` system of `benchmarks/mnist.py`: 90% of the training images, batch 128)
@@ -17,6 +17,8 @@ The systems, each run in its own process, one after another:
 - `kerasnas`: `ImageClassifier(seed=s).fit(x, y, time_limit=T)`.
 - `kerasnas-nosearch`: the same with `searcher_args={"search": False}`: kerasnas'
   first architecture, preprocessing, schedule and finish, no other candidate.
+  `--searcher-args` adds to both (e.g. `'{"augment_gap": null}'` switches off the
+  refinement's augmentation); the rows and the table name what was added.
 - `cnn`: the plain convnet trained until T.
 
 Datasets: `mnist` (the real 60,000/10,000, from `kerasnas.datasets.load_mnist`)
@@ -27,8 +29,9 @@ Writes `DIR/results.json` (`results`: one row per run, kept across invocations
 but for the runs repeated, with system, dataset, seed,
 E_seconds, budget_E, time_limit, test_accuracy, wall_seconds, trials,
 children_trained, best_is_descendant, params, peak_rss_mb, and for kerasnas
-first_params (the sized first architecture) and ensemble (members, 0 for none);
-and the `machine`),
+first_params (the sized first architecture), ensemble (members, 0 for none) and
+augmented_after (see `history`; null when the refinement did not augment), and
+searcher_args when given; and the `machine`),
 `DIR/budget_<dataset>.png` (test accuracy against budget, log x, one line per
 system through the medians, seeds as points) and prints a Markdown table.
 """
@@ -127,7 +130,7 @@ def time_epoch(dataset, seed):
     }
 
 
-def run_system(system, dataset, seed, time_limit):
+def run_system(system, dataset, seed, time_limit, searcher_args=None):
     import keras
     import numpy as np
 
@@ -145,7 +148,9 @@ def run_system(system, dataset, seed, time_limit):
         wall = time.time() - start
         predict, params = mnist._labels_of(model), model.count_params()
     else:
-        searcher_args = {"search": False} if system == "kerasnas-nosearch" else None
+        searcher_args = dict(searcher_args or {})
+        if system == "kerasnas-nosearch":
+            searcher_args["search"] = False
         clf = kerasnas.ImageClassifier(
             directory=workdir, seed=seed, verbose=False, searcher_args=searcher_args
         )
@@ -163,6 +168,15 @@ def run_system(system, dataset, seed, time_limit):
             "best_is_descendant": bool(trials.graph_of(best).history),
             "first_params": trials.graph_of(first).num_params(),
             "ensemble": len(clf.ensemble_),
+            # After which epoch the refinement turned to augmented images (None: it did not).
+            "augmented_after": next(
+                (
+                    trials.metric(t, trials.AUGMENTED_AFTER)
+                    for t in done
+                    if trials.metric(t, trials.AUGMENTED_AFTER) is not None
+                ),
+                None,
+            ),
         }
         predict, params = clf.predict, clf.model_.count_params()
     return {
@@ -199,6 +213,12 @@ def parse_budget(text, e_seconds):
     return seconds / e_seconds, seconds
 
 
+def label(row):
+    """The row's system, with the searcher_args it ran with, if any."""
+    extra = row.get("searcher_args")
+    return row["system"] + (f" {json.dumps(extra, sort_keys=True)}" if extra else "")
+
+
 def table(rows):
     header = (
         "dataset", "budget", "T s", "system", "seed", "test acc", "wall s", "over T",
@@ -206,7 +226,7 @@ def table(rows):
     )  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + " --- |" * len(header)]
     for r in rows:
-        head = f"| {r['dataset']} | {r['budget_E']:.0f}E | {r['time_limit']:.0f} | {r['system']} "
+        head = f"| {r['dataset']} | {r['budget_E']:.0f}E | {r['time_limit']:.0f} | {label(r)} "
         if "error" in r:
             lines.append(head + f"| {r['seed']} | failed: {r['error']} |")
             continue
@@ -220,11 +240,11 @@ def table(rows):
 
 
 def medians(rows):
-    """`{(system, budget_E): median test accuracy}` over seeds."""
+    """`{(system label, budget_E): median test accuracy}` over seeds."""
     groups = {}
     for r in rows:
         if "error" not in r:
-            groups.setdefault((r["system"], r["budget_E"]), []).append(r["test_accuracy"])
+            groups.setdefault((label(r), r["budget_E"]), []).append(r["test_accuracy"])
     return {key: statistics.median(values) for key, values in groups.items()}
 
 
@@ -236,10 +256,10 @@ def plot(rows, dataset, e_seconds, path):
 
     fig, ax = plt.subplots(figsize=(6, 4))
     middle = medians(rows)
-    for i, system in enumerate(SYSTEMS):
-        ok = [r for r in rows if r["system"] == system and "error" not in r]
-        if not ok:
-            continue
+    ran = [r for r in rows if "error" not in r]
+    labels = sorted({label(r) for r in ran}, key=lambda t: (SYSTEMS.index(t.split()[0]), t))
+    for i, system in enumerate(labels):
+        ok = [r for r in ran if label(r) == system]
         budgets = sorted({r["budget_E"] for r in ok})
         ax.plot(budgets, [middle[system, b] for b in budgets], marker="o", color=f"C{i}",
                 label=system)  # fmt: skip
@@ -266,6 +286,12 @@ def main():
         "--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
     )
     parser.add_argument("--e-seconds", type=float, help="use this E instead of timing it")
+    parser.add_argument(
+        "--searcher-args",
+        type=json.loads,
+        default={},
+        help="JSON: searcher_args for the kerasnas systems, e.g. '{\"augment_gap\": null}'",
+    )
     parser.add_argument("--time-epoch", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run", help=argparse.SUPPRESS)  # internal: one system, here
     parser.add_argument("--time-limit", type=float, help=argparse.SUPPRESS)
@@ -276,7 +302,7 @@ def main():
         if args.time_epoch:
             row = time_epoch(args.dataset, seeds[0])
         else:
-            row = run_system(args.run, args.dataset, seeds[0], args.time_limit)
+            row = run_system(args.run, args.dataset, seeds[0], args.time_limit, args.searcher_args)
         with open(args.row, "w") as f:
             json.dump(row, f)
         return
@@ -302,20 +328,22 @@ def main():
             for system in systems:
                 print(f"== {args.dataset} {budget_e:g}E = {time_limit:.0f} s, {system}, "
                       f"seed {seed}", flush=True)  # fmt: skip
+                searched = system != "cnn" and args.searcher_args
                 row = in_process(
                     ["--run", system, "--dataset", args.dataset, "--seeds", str(seed),
-                     "--time-limit", str(time_limit)]
+                     "--time-limit", str(time_limit),
+                     "--searcher-args", json.dumps(args.searcher_args)]
                 )  # fmt: skip
                 rows.append(
                     {"system": system, "dataset": args.dataset, "seed": seed,
                      "E_seconds": e_seconds, "budget_E": budget_e, "time_limit": time_limit,
-                     **row}
+                     **({"searcher_args": args.searcher_args} if searched else {}), **row}
                 )  # fmt: skip
                 print(table(rows[-1:]).splitlines()[-1], flush=True)
     path = os.path.join(args.output, "results.json")
     rows_all = rows
     if os.path.exists(path):  # keep earlier rows, but for the runs repeated now
-        key = lambda r: (r["dataset"], r["budget_E"], r["seed"], r["system"])  # noqa: E731
+        key = lambda r: (r["dataset"], r["budget_E"], r["seed"], label(r))  # noqa: E731
         repeated = {key(r) for r in rows}
         with open(path) as f:
             rows_all = [r for r in json.load(f)["results"] if key(r) not in repeated] + rows

@@ -255,6 +255,41 @@ class BatchNormMomentum(keras.callbacks.Callback):
             layer.momentum = momentum
 
 
+class AugmentWhenOverfitting(keras.callbacks.Callback):
+    """Turns image augmentation on once validation shows the model overfitting.
+
+    After each epoch whose validation loss exceeds `gap` times its training
+    loss, `switch` (a boolean `tf.Variable` that the training pipeline reads,
+    see `kerasnas.pipelines.augmented_while`) is set, and the epochs after it
+    train on augmented images. It stays on: augmented images raise the
+    training loss, which would otherwise turn it off again.
+
+    Args:
+        switch: the boolean `tf.Variable`.
+        gap: the ratio of validation to training loss from which to augment (above 1).
+
+    Attributes:
+        augmented_after: whole epochs trained before augmentation began, or None.
+    """
+
+    def __init__(self, switch, gap):
+        super().__init__()
+        if not gap > 1.0:
+            raise ValueError(f"Expected `gap` above 1 (a ratio of losses); got {gap}.")
+        self.switch = switch
+        self.gap = float(gap)
+        self.augmented_after = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        loss, val_loss = logs.get("loss"), logs.get("val_loss")
+        if self.augmented_after is not None or loss is None or val_loss is None:
+            return
+        if val_loss > self.gap * loss:
+            self.switch.assign(True)
+            self.augmented_after = epoch + 1
+
+
 def _sublayers(layer):
     for sublayer in getattr(layer, "layers", []):
         yield sublayer

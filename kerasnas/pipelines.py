@@ -35,6 +35,38 @@ def augmenter():
     )
 
 
+def augmented_while(dataset, switch):
+    """`dataset`'s batches with their images augmented (`augmenter`) while `switch` is True.
+
+    The switch is read batch by batch, so a callback can turn augmentation on
+    between epochs (Keras makes a new iterator every epoch).
+
+    Args:
+        dataset: a `tf.data.Dataset` of image batches (N, H, W, C), or of tuples whose
+            first element is one (`(x, y)` or `(x, y, sample_weight)`).
+        switch: a boolean `tf.Variable`.
+
+    Returns:
+        The Dataset, or None if its batches are not (tuples led by) 4-D images.
+    """
+    import tensorflow as tf
+
+    spec = dataset.element_spec
+    first = spec[0] if isinstance(spec, tuple) and spec else spec
+    if not isinstance(first, tf.TensorSpec) or first.shape.rank != 4:
+        return None
+    layers = augmenter()
+
+    def augment(*batch):
+        images = tf.cond(
+            switch, lambda: layers(batch[0], training=True), lambda: tf.identity(batch[0])
+        )
+        return (images, *batch[1:]) if isinstance(spec, tuple) else images
+
+    dataset = dataset.map(tf.autograph.experimental.do_not_convert(augment))
+    return untuned(dataset.prefetch(2))
+
+
 def array_dataset(x, y=None, weights=None, batch_size=32, shuffle=False, seed=None, augment=False):
     """In-memory arrays as a Dataset of batches, what Keras' `fit` makes of arrays, untuned.
 

@@ -31,6 +31,8 @@ EPOCH_SECONDS = "epoch_seconds"  # seconds a whole epoch takes, validation inclu
 SETUP_SECONDS = "setup_seconds"  # building, weight transfer and compiling
 EPOCHS = "epochs"  # epochs trained, a cut-short epoch's part included
 TIMING_METRICS = (TRAIN_SECONDS, EPOCH_SECONDS, SETUP_SECONDS, EPOCHS)
+# Reported only by a trial that switched augmentation on (see `TrialPlan.augment_gap`).
+AUGMENTED_AFTER = "augmented_after"  # whole epochs trained before augmentation began
 
 TRIAL_FILE = "trial.json"  # KerasTuner's record of a trial, in its trial folder
 CHECKPOINT = "checkpoint.weights.h5"  # a trial's best weights, in its trial folder
@@ -43,18 +45,23 @@ class TrialPlan:
         seconds: training time allowed from the trial's start, or None without a deadline.
         patience: `EarlyStopping` patience in epochs, or None for no early stopping.
         learning_rate_scale: factor on the tuner's learning rate. Defaults to 1.0.
+        augment_gap: the trial trains on augmented images (random shifts and zooms) from
+            the first epoch after which its validation loss exceeds `augment_gap` times
+            its training loss; None never. Defaults to None.
     """
 
-    def __init__(self, seconds=None, patience=None, learning_rate_scale=1.0):
+    def __init__(self, seconds=None, patience=None, learning_rate_scale=1.0, augment_gap=None):
         self.seconds = None if seconds is None else float(seconds)
         self.patience = None if patience is None else int(patience)
         self.learning_rate_scale = float(learning_rate_scale)
+        self.augment_gap = None if augment_gap is None else float(augment_gap)
 
     def get_config(self):
         return {
             "seconds": self.seconds,
             "patience": self.patience,
             "learning_rate_scale": self.learning_rate_scale,
+            "augment_gap": self.augment_gap,
         }
 
     @classmethod

@@ -19,11 +19,17 @@ from keras_tuner.src import config as keras_tuner_config
 
 from kerasnas import files, pipelines, trials
 from kerasnas.arguments import check_int, check_number
-from kerasnas.callbacks import BatchNormMomentum, EpochTimer, TimeBudget, TimeCosineDecay
+from kerasnas.callbacks import (
+    AugmentWhenOverfitting,
+    BatchNormMomentum,
+    EpochTimer,
+    TimeBudget,
+    TimeCosineDecay,
+)
 from kerasnas.graph import transfer
 from kerasnas.oracle import NetworkMorphismOracle
 from kerasnas.output import check_verbose, keras_fit_verbose, quiet_retracing, say
-from kerasnas.trials import EPOCH_SECONDS, EPOCHS, SETUP_SECONDS, TRAIN_SECONDS
+from kerasnas.trials import AUGMENTED_AFTER, EPOCH_SECONDS, EPOCHS, SETUP_SECONDS, TRAIN_SECONDS
 
 logger = logging.getLogger("kerasnas")
 PROBE_BATCHES = 6  # batches `MorphismTuner.probe` trains to time an architecture
@@ -70,6 +76,10 @@ class MorphismTuner(keras_tuner.Tuner):
     refinement (the best architecture proposed again at the end of the
     search) trains on from its parent's weights (at half the rate once they
     have trained for an epoch), for all the time left, without early stopping.
+    A trial whose plan has an `augment_gap` (the oracle gives it to the
+    refinement) trains on randomly shifted and zoomed images from the first
+    epoch after which its validation loss exceeds that many times its
+    training loss (`kerasnas.callbacks.AugmentWhenOverfitting`).
 
     A candidate that fails (NaN loss, out of memory, too many parameters)
     fails its trial and the search goes on. numpy arrays reach Keras as
@@ -212,7 +222,8 @@ class MorphismTuner(keras_tuner.Tuner):
 
         Returns:
             A dict with the objective's best value, `train_seconds`,
-            `epoch_seconds`, `setup_seconds` and `epochs`.
+            `epoch_seconds`, `setup_seconds`, `epochs`, and `augmented_after`
+            when augmentation was switched on.
         """
         start = self.clock()
         objective = self.oracle.objective
@@ -232,6 +243,7 @@ class MorphismTuner(keras_tuner.Tuner):
         else:
             fit_kwargs.setdefault("batch_size", self.batch_size)
         fit_kwargs.setdefault("epochs", self.max_epochs)
+        x, augmenting = self._augmented_when_overfitting(x, plan)
         try:
             model = self._build_and_compile(trial, plan)
         except (MemoryError, tf.errors.ResourceExhaustedError) as e:
@@ -256,6 +268,7 @@ class MorphismTuner(keras_tuner.Tuner):
                 ),
                 timer,
                 saver,
+                *([augmenting] if augmenting else []),
             ]
             if self.verbose == 2:
                 all_callbacks.append(_EpochLine(trial.trial_id, fit_kwargs["epochs"]))
@@ -291,13 +304,27 @@ class MorphismTuner(keras_tuner.Tuner):
             raise errors.FailedTrialError(
                 f"No epoch produced a finite `{objective.name}` (the loss may have become NaN)."
             )
-        return {
+        found = {
             objective.name: saver.best,
             TRAIN_SECONDS: self.clock() - start,
             EPOCH_SECONDS: timer.full_epoch_seconds(),
             SETUP_SECONDS: setup_seconds,
             EPOCHS: timer.epochs_trained(),
         }
+        if augmenting and augmenting.augmented_after is not None:
+            found[AUGMENTED_AFTER] = augmenting.augmented_after
+        return found
+
+    def _augmented_when_overfitting(self, x, plan):
+        """`(x, callback)`: the training Dataset with augmentation the callback switches on
+        once validation shows overfitting (the plan's `augment_gap`), or `(x, None)`."""
+        if plan.augment_gap is None or not isinstance(x, tf.data.Dataset):
+            return x, None
+        switch = tf.Variable(False, trainable=False, name="augment")
+        augmented = pipelines.augmented_while(x, switch)
+        if augmented is None:
+            return x, None
+        return augmented, AugmentWhenOverfitting(switch, plan.augment_gap)
 
     def _as_datasets(self, x, y, validation_data, fit_kwargs):
         """numpy arrays as untuned Datasets of batches, as Keras would batch them (see

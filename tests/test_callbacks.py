@@ -1,4 +1,5 @@
-"""The budget callbacks on a fake clock: the time a batch takes is whatever the test says."""
+"""kerasnas' callbacks; those of the budget on a fake clock, where a batch takes what the test
+says."""
 
 from __future__ import annotations
 
@@ -7,7 +8,13 @@ import numpy as np
 import pytest
 from fakes import ticking
 
-from kerasnas.callbacks import BatchNormMomentum, EpochTimer, TimeBudget, TimeCosineDecay
+from kerasnas.callbacks import (
+    AugmentWhenOverfitting,
+    BatchNormMomentum,
+    EpochTimer,
+    TimeBudget,
+    TimeCosineDecay,
+)
 
 
 def tiny_model():
@@ -247,3 +254,36 @@ def test_batchnorm_momentum_keeps_the_default_when_an_epoch_has_many_batches():
 def test_batchnorm_momentum_rejects_a_stale_weight_outside_0_1():
     with pytest.raises(ValueError, match="between 0 and 1"):
         BatchNormMomentum(stale=1.0)
+
+
+def test_augment_when_overfitting_switches_on_once_validation_loss_is_gap_times_the_loss():
+    import tensorflow as tf
+
+    switch = tf.Variable(False)
+    callback = AugmentWhenOverfitting(switch, gap=2.0)
+    callback.on_epoch_end(0, {"loss": 0.5, "val_loss": 0.4})
+    callback.on_epoch_end(1, {"loss": 0.1, "val_loss": 0.2})  # exactly 2x: not over it
+    assert not bool(switch.numpy()) and callback.augmented_after is None
+    callback.on_epoch_end(2, {"loss": 0.05, "val_loss": 0.11})
+    assert bool(switch.numpy()) and callback.augmented_after == 3
+    # It stays on when augmented images close the gap, and keeps the epoch it began.
+    callback.on_epoch_end(3, {"loss": 0.2, "val_loss": 0.1})
+    callback.on_epoch_end(4, {"loss": 0.01, "val_loss": 0.5})
+    assert bool(switch.numpy()) and callback.augmented_after == 3
+
+
+def test_augment_when_overfitting_waits_for_a_validation_loss():
+    import tensorflow as tf
+
+    switch = tf.Variable(False)
+    callback = AugmentWhenOverfitting(switch, gap=2.0)
+    callback.on_epoch_end(0, {"loss": 0.01})  # no validation data
+    assert not bool(switch.numpy())
+
+
+@pytest.mark.parametrize("gap", [1.0, 0.5, float("nan")])
+def test_augment_when_overfitting_refuses_a_gap_of_one_or_less(gap):
+    import tensorflow as tf
+
+    with pytest.raises(ValueError, match="gap"):
+        AugmentWhenOverfitting(tf.Variable(False), gap=gap)

@@ -48,6 +48,7 @@ def test_history_has_a_row_per_trial(fitted_classifier):
         "flops",
         "epochs",
         "train_seconds",
+        "augmented_after",
         "val_accuracy",
         "status",
     ):
@@ -173,6 +174,7 @@ def test_regressor(tmp_path):
     baseline = np.mean((target_new - target.mean()) ** 2)
     assert reg.evaluate(x_new, target_new) < 0.5 * baseline
     assert "val_loss" in reg.history.columns
+    assert reg.tuner_.oracle.augment_gap is None  # a shift would move the top-left quadrant
 
 
 @pytest.mark.slow
@@ -277,6 +279,7 @@ def test_augmentation_trains_on_shifted_copies(tmp_path):
     )
     clf.fit(x, y, time_limit=30, epochs=2)
     assert clf.history["status"].tolist() == ["COMPLETED"]
+    assert clf.tuner_.oracle.augment_gap is None  # no refinement switches it on again
     assert clf.predict(x[:4]).shape == (4,)
 
 

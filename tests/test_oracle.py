@@ -13,6 +13,7 @@ from kerasnas import trials
 from kerasnas.graph import generators
 from kerasnas.oracle import NetworkMorphismOracle
 from kerasnas.oracle.network_morphism import (
+    AUGMENT_GAP,
     CHILD_EPOCHS,
     CHILD_OVERHEADS,
     DEFAULT_WIDTH,
@@ -229,6 +230,8 @@ def test_max_model_size_below_every_initial_architecture_is_an_error(tmp_path):
         ({"patience": -1}, "patience.*>= 0"),
         ({"trial_share": 1.5}, "trial_share.*<= 1"),
         ({"trial_share": 0}, "trial_share.*> 0"),
+        ({"augment_gap": 1.0}, "augment_gap.*> 1"),
+        ({"augment_gap": "always"}, "augment_gap"),
     ],
 )
 def test_bad_arguments_name_themselves(tmp_path, kwargs, match):
@@ -431,11 +434,32 @@ def test_the_oracle_plans_each_trials_time_patience_and_rate(tmp_path, clock):
     plan = oracle.plan(graph)
     assert plan.seconds == pytest.approx(15) and plan.patience == 1
     refine = oracle.plan(graph, refine=True, effort=LEARNED_EPOCHS)
-    assert refine == trials.TrialPlan(40, None, 0.5)  # all the time left, no early stopping
+    # All the time left, no early stopping, augmented once validation shows it overfitting.
+    assert refine == trials.TrialPlan(40, None, 0.5, AUGMENT_GAP)
     # Weights trained for under an epoch have little to lose: the full rate.
     assert oracle.plan(graph, refine=True, effort=0.7).learning_rate_scale == 1.0
     clock.advance(35)
     assert oracle.plan(graph).seconds == pytest.approx(5)  # never past the deadline
+
+
+@pytest.mark.parametrize(
+    "kwargs, gap",
+    [
+        ({}, AUGMENT_GAP),
+        ({"augment_gap": 3.5}, 3.5),
+        ({"augment_gap": None}, None),
+        ({"task": "regression"}, None),  # a shifted image may have another target
+        ({"task": "regression", "augment_gap": 3.0}, 3.0),
+    ],
+)
+def test_only_the_refinement_may_augment_and_the_gap_is_an_option(tmp_path, clock, kwargs, gap):
+    oracle = make_oracle(tmp_path, clock=clock, **kwargs)
+    graph = oracle.initial_graphs[0]
+    assert oracle.plan(graph, refine=True).augment_gap == gap
+    oracle.set_deadline(clock() + 100)
+    assert oracle.plan(graph, refine=True).augment_gap == gap
+    assert oracle.plan(graph).augment_gap is None
+    assert oracle.plan(graph, child=True).augment_gap is None
 
 
 def test_a_plan_travels_in_the_trial_and_survives_resume(tmp_path, clock):

@@ -67,3 +67,32 @@ def test_array_dataset_casts_floats_to_float32_as_keras_does():
 def test_array_dataset_refuses_arrays_that_do_not_pair_up(y, weights, match):
     with pytest.raises(ValueError, match=match):
         pipelines.array_dataset(np.zeros((5, 2)), y, weights, batch_size=2)
+
+
+def test_augmented_while_reads_its_switch_on_every_pass():
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    x = rng.random((8, 12, 12, 1), dtype="float32")
+    labels, weights = np.arange(8), np.linspace(1, 2, 8)
+    switch = tf.Variable(False)
+    dataset = pipelines.augmented_while(
+        pipelines.array_dataset(x, labels, weights, batch_size=4), switch
+    )
+    assert dataset.options().autotune.enabled is False
+    np.testing.assert_array_equal(rows(dataset), x)  # off: the images as they were
+    switch.assign(True)
+    tf.random.set_seed(0)
+    batches = list(dataset)
+    images = np.concatenate([np.asarray(b[0]) for b in batches])
+    assert images.shape == x.shape and not np.allclose(images, x)
+    # Only the images change: the labels and weights stay with their rows.
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), labels)
+    np.testing.assert_allclose(np.concatenate([b[2] for b in batches]), weights)
+
+
+def test_augmented_while_leaves_batches_that_are_not_images_alone():
+    import tensorflow as tf
+
+    flat = pipelines.array_dataset(np.zeros((4, 3), "float32"), np.zeros(4), batch_size=2)
+    assert pipelines.augmented_while(flat, tf.Variable(False)) is None

@@ -8,6 +8,7 @@ from conftest import quadrant_images
 from fakes import FakeClock, ticking
 
 from kerasnas import pipelines, trials
+from kerasnas.callbacks import AugmentWhenOverfitting
 from kerasnas.graph import generators
 from kerasnas.oracle import NetworkMorphismOracle
 from kerasnas.tuner import MorphismTuner
@@ -24,7 +25,7 @@ def small_cnn():
 
 
 def make_tuner(directory, max_trials, **kwargs):
-    oracle_keys = ("initial_graphs", "clock", "search", "child_share")
+    oracle_keys = ("initial_graphs", "clock", "search", "child_share", "augment_gap")
     oracle_kwargs = {k: kwargs.pop(k) for k in oracle_keys if k in kwargs}
     oracle = NetworkMorphismOracle((8, 8, 1), 3, max_trials=max_trials, seed=1, **oracle_kwargs)
     kwargs.setdefault("max_epochs", 2)
@@ -133,6 +134,36 @@ def test_arrays_reach_keras_as_untuned_datasets_with_their_weights(tmp_path, ker
     assert len(batches) == 4 and all(len(batch) == 3 for batch in batches)  # 64 / 16
     for images, _, weights in batches:  # each weight stays with its image
         np.testing.assert_allclose(weights, weight_of(np.asarray(images)), rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_refinement_that_overfits_trains_on_augmented_images_from_then_on(tmp_path, keras_fits):
+    # Validated on its own images under other labels: the better the model learns them,
+    # the further its validation loss rises above its training loss.
+    keras.utils.set_random_seed(0)
+    x, y = quadrant_data(64, 0)
+    tuner = make_tuner(
+        tmp_path,
+        max_trials=2,
+        initial_graphs=[small_cnn()],
+        search=False,
+        augment_gap=1.5,
+        max_epochs=4,
+        learning_rate=0.03,
+    )
+    tuner.search(x, y, validation_data=(x, (y + 1) % 3))
+    first, refined = (tuner.oracle.trials[i] for i in sorted(tuner.oracle.trials))
+    assert trials.is_refinement(refined)
+    assert trials.metric(first, trials.AUGMENTED_AFTER) is None  # only the refinement may
+    assert trials.metric(refined, trials.AUGMENTED_AFTER) in (1, 2, 3)
+    (_, _, plain), (data, _, callbacks) = keras_fits
+    assert not any(isinstance(c, AugmentWhenOverfitting) for c in plain)
+    assert any(isinstance(c, AugmentWhenOverfitting) for c in callbacks)
+    # The switch stays on after training: the refinement's data now shifts and zooms.
+    images = np.concatenate([np.asarray(batch[0]) for batch in data])
+    assert images.shape == x.shape and not np.allclose(
+        np.sort(images, axis=None), np.sort(x, axis=None)
+    )
 
 
 @pytest.mark.slow

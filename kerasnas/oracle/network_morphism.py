@@ -63,6 +63,13 @@ CHILD_OVERHEADS = 2
 # relearning them); weights trained for less have little to lose and learn faster at the
 # full rate.
 LEARNED_EPOCHS = 1.0
+# The refinement trains on augmented images (random shifts and zooms) from the first epoch
+# after which its validation loss is over AUGMENT_GAP times its training loss: validation
+# shows it overfitting, the case augmentation helps. (On the 8x8 digits, augmentation from
+# the start raised the ablation's test accuracy from 0.9844 and 0.9889 to 0.9933 and 0.9956;
+# a short run on augmented MNIST scores below a plain one, and underfitting models need no
+# help.) Not for regression: shifting an image may change its target.
+AUGMENT_GAP = 2.0
 
 
 class NetworkMorphismOracle(keras_tuner.Oracle):
@@ -158,6 +165,11 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             no-search ablation, for measuring what the search adds: the first
             initial architecture is trained, then refined (trained on from its
             best weights) for the rest of the budget, and nothing else.
+        augment_gap: the refinement trains on randomly shifted and zoomed
+            images from the first epoch after which its validation loss exceeds
+            `augment_gap` times its training loss (it overfits); None never.
+            Defaults to `"auto"`: 2.0 for classification, None for regression
+            (shifting an image may change its target).
         max_consecutive_failed_trials: KerasTuner stops the search after this
             many failed trials in a row. Defaults to 20 (KerasTuner's 3 would
             let a few too-large candidates end the search).
@@ -195,6 +207,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         child_share=0.04,
         patience=3,
         search=True,
+        augment_gap="auto",
         max_consecutive_failed_trials=20,
         clock=None,
         **kwargs,
@@ -224,6 +237,11 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         if not isinstance(search, bool):
             raise ValueError(f"Expected `search` to be True or False. Received: search={search!r}")
         self.search = search
+        if augment_gap == "auto":
+            augment_gap = AUGMENT_GAP if self.task == "classification" else None
+        self.augment_gap = check_number(
+            "augment_gap", augment_gap, low=1, low_open=True, allow_none=True
+        )
         if clock is not None and not callable(clock):
             raise ValueError(
                 f"Expected `clock` to be a function returning seconds, like `time.time`. "
@@ -512,13 +530,14 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             A `kerasnas.trials.TrialPlan`.
         """
         scale = 0.5 if refine and effort >= LEARNED_EPOCHS else 1.0
+        if refine:
+            remaining = None if self.deadline is None else max(0.0, self.deadline - self.clock())
+            return trials.TrialPlan(remaining, None, scale, self.augment_gap)
         if self.deadline is None:
-            return trials.TrialPlan(None, None if refine else self.patience, scale)
+            return trials.TrialPlan(None, self.patience, scale)
         remaining = max(0.0, self.deadline - self.clock())
         epoch = self.epoch_seconds(graph)
         overhead = self.overhead_seconds(child=child)
-        if refine:
-            return trials.TrialPlan(remaining, None, scale)
         if child:
             share = self._child_seconds(remaining, epoch, overhead)
         else:

@@ -404,6 +404,9 @@ class ImageTask:
         search_shape = tuple(resize_shape or train.shape[:2]) + (train.shape[2],)
         batch_size = batch_size or int(min(128, max(16, train.count // 20)))
 
+        searcher_args = dict(self.searcher_args or {})
+        if self.augment:  # every trial trains on augmented images already
+            searcher_args["augment_gap"] = None
         oracle = NetworkMorphismOracle(
             search_shape,
             self._num_outputs(),
@@ -412,7 +415,7 @@ class ImageTask:
             seed=self.seed,
             max_model_size=self.max_model_size,
             task=self.task,
-            **(self.searcher_args or {}),
+            **searcher_args,
         )
         tuner = MorphismTuner(
             oracle,

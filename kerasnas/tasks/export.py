@@ -78,6 +78,7 @@ def history_frame(all_trials, objective):
                 "flops": graph.flops(),
                 trials.EPOCHS: round(float(trials.metric(trial, trials.EPOCHS, np.nan)), 2),
                 trials.TRAIN_SECONDS: trials.metric(trial, trials.TRAIN_SECONDS, np.nan),
+                trials.AUGMENTED_AFTER: trials.metric(trial, trials.AUGMENTED_AFTER, np.nan),
             }
         )
         rows.append(row)
@@ -91,6 +92,7 @@ def history_frame(all_trials, objective):
         "flops",
         trials.EPOCHS,
         trials.TRAIN_SECONDS,
+        trials.AUGMENTED_AFTER,
         objective,
         "status",
     ]

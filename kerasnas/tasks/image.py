@@ -23,7 +23,9 @@ _ARGS = """
             plus Keras' progress bars when the output is a terminal or a
             notebook; 2 also a line per epoch, never a bar. True means 1.
             Defaults to 1.
-        augment: random shifts and zooms while training. Defaults to False.
+        augment: random shifts and zooms in every trial's training. Defaults to
+            False (a classifier's refinement still turns to them once validation
+            shows it overfitting; `searcher_args={{"augment_gap": None}}` stops that).
         resize_shape: `(height, width)` to resize images to. Defaults to None
             (numpy and Dataset images as they are; a folder's most common size).
         max_model_size: most parameters an architecture may have. Defaults to None.
