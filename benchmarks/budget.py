@@ -17,7 +17,7 @@ The systems, each run in its own process, one after another:
 - `kerasnas`: `ImageClassifier(seed=s).fit(x, y, time_limit=T)`.
 - `kerasnas-nosearch`: the same with `searcher_args={"search": False}`: kerasnas'
   first architecture, preprocessing, schedule and finish, no other candidate.
-  `--searcher-args` adds to both (e.g. `'{"augment_gap": null}'` switches off the
+  `--searcher-args` adds to both (e.g. `'{"overfit_ratio": null}'` switches off the
   refinement's augmentation); the rows and the table name what was added.
 - `cnn`: the plain convnet trained until T.
 
@@ -276,6 +276,17 @@ def plot(rows, dataset, e_seconds, path):
     plt.close(fig)
 
 
+def json_object(text):
+    """`--searcher-args`: a JSON object, else an argparse error."""
+    try:
+        found = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise argparse.ArgumentTypeError(f"not JSON: {e}") from e
+    if not isinstance(found, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object; got {text}")
+    return found
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budgets", default="5E,15E,40E")
@@ -288,9 +299,9 @@ def main():
     parser.add_argument("--e-seconds", type=float, help="use this E instead of timing it")
     parser.add_argument(
         "--searcher-args",
-        type=json.loads,
+        type=json_object,
         default={},
-        help="JSON: searcher_args for the kerasnas systems, e.g. '{\"augment_gap\": null}'",
+        help="JSON: searcher_args for the kerasnas systems, e.g. '{\"overfit_ratio\": null}'",
     )
     parser.add_argument("--time-epoch", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--run", help=argparse.SUPPRESS)  # internal: one system, here

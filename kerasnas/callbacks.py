@@ -12,6 +12,8 @@ import time
 
 import keras
 
+from kerasnas.arguments import check_number
+
 
 class TimeBudget(keras.callbacks.Callback):
     """Stops training in time for the run to end by a wall-clock deadline.
@@ -258,36 +260,56 @@ class BatchNormMomentum(keras.callbacks.Callback):
 class AugmentWhenOverfitting(keras.callbacks.Callback):
     """Turns image augmentation on once validation shows the model overfitting.
 
-    After each epoch whose validation loss exceeds `gap` times its training
-    loss, `switch` (a boolean `tf.Variable` that the training pipeline reads,
-    see `kerasnas.pipelines.augmented_while`) is set, and the epochs after it
-    train on augmented images. It stays on: augmented images raise the
-    training loss, which would otherwise turn it off again.
+    After the first epoch whose validation loss exceeds `ratio` times its
+    training loss, `switch` (a boolean `tf.Variable` that the training
+    pipeline reads, see `kerasnas.pipelines.augmented_while`) is set, and the
+    epochs after it train on augmented images. Only in the first half of the
+    training (by the time to `deadline`, or by `epochs`, whichever is further
+    along): augmentation pays over many epochs, and late in a run it would only
+    change the images the annealed model ends on. It stays on: augmented images
+    raise the training loss, which would otherwise turn it off again.
 
     Args:
-        switch: the boolean `tf.Variable`.
-        gap: the ratio of validation to training loss from which to augment (above 1).
+        switch: the boolean `tf.Variable`; set to False when training begins.
+        ratio: the ratio of validation to training loss from which to augment (above 1).
+        deadline: when training must be over (seconds since the epoch, as `clock()`),
+            or None. Defaults to None.
+        clock: the time function. Defaults to `time.time`.
 
     Attributes:
-        augmented_after: whole epochs trained before augmentation began, or None.
+        augmented_after: whole epochs trained before the first augmented epoch
+            began, or None while none has.
     """
 
-    def __init__(self, switch, gap):
+    def __init__(self, switch, *, ratio, deadline=None, clock=None):
         super().__init__()
-        if not gap > 1.0:
-            raise ValueError(f"Expected `gap` above 1 (a ratio of losses); got {gap}.")
         self.switch = switch
-        self.gap = float(gap)
+        self.ratio = check_number("ratio", ratio, low=1, low_open=True)
+        self.deadline = deadline
+        self.clock = clock or time.time
         self.augmented_after = None
+
+    def on_train_begin(self, logs=None):
+        self.switch.assign(False)
+        self.augmented_after = None
+        self._start = self.clock()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.augmented_after is None and bool(self.switch.numpy()):
+            self.augmented_after = epoch
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         loss, val_loss = logs.get("loss"), logs.get("val_loss")
-        if self.augmented_after is not None or loss is None or val_loss is None:
+        if loss is None or val_loss is None or not val_loss > self.ratio * loss:
             return
-        if val_loss > self.gap * loss:
+        epochs = (self.params or {}).get("epochs")
+        progress = (epoch + 1) / epochs if epochs else 0.0
+        if self.deadline is not None:
+            elapsed = (self.clock() - self._start) / max(self.deadline - self._start, 1e-9)
+            progress = max(progress, elapsed)
+        if progress <= 0.5:
             self.switch.assign(True)
-            self.augmented_after = epoch + 1
 
 
 def _sublayers(layer):

@@ -39,7 +39,8 @@ def augmented_while(dataset, switch):
     """`dataset`'s batches with their images augmented (`augmenter`) while `switch` is True.
 
     The switch is read batch by batch, so a callback can turn augmentation on
-    between epochs (Keras makes a new iterator every epoch).
+    between epochs (Keras makes a new iterator every epoch, unless `steps_per_epoch`
+    is given: then only the two batches prefetched before the switch are not augmented).
 
     Args:
         dataset: a `tf.data.Dataset` of image batches (N, H, W, C), or of tuples whose
@@ -58,13 +59,14 @@ def augmented_while(dataset, switch):
     layers = augmenter()
 
     def augment(*batch):
-        images = tf.cond(
-            switch, lambda: layers(batch[0], training=True), lambda: tf.identity(batch[0])
+        images = batch[0]
+        images = tf.cond(  # the layers compute in float32; the branches must agree
+            switch, lambda: tf.cast(layers(images, training=True), images.dtype), lambda: images
         )
         return (images, *batch[1:]) if isinstance(spec, tuple) else images
 
-    dataset = dataset.map(tf.autograph.experimental.do_not_convert(augment))
-    return untuned(dataset.prefetch(2))
+    # Its options (autotuning off, for kerasnas' own pipelines) carry over from `dataset`.
+    return dataset.map(tf.autograph.experimental.do_not_convert(augment)).prefetch(2)
 
 
 def array_dataset(x, y=None, weights=None, batch_size=32, shuffle=False, seed=None, augment=False):

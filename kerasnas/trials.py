@@ -2,10 +2,12 @@
 
 A trial's hyperparameter values hold its architecture as JSON (`ARCHITECTURE`),
 the id of the trained trial whose weights it starts from (`PARENT_TRIAL_ID`,
-`""` for an initial architecture) and whether it refines that parent
-(`REFINE`). The tuner reports, besides the objective, the metrics in
-`TIMING_METRICS`. Everything that reads trials (the oracle, the tuner, the
-estimators, the diagrams) goes through this module, never through literal keys.
+`""` for an initial architecture), whether it refines that parent
+(`REFINE`) and its `TrialPlan` (`PLAN`). The tuner reports, besides the
+objective, the metrics in `TIMING_METRICS`, and `AUGMENTED_AFTER` when the
+trial turned to augmented images. Everything that reads trials (the oracle,
+the tuner, the estimators, the diagrams) goes through this module, never
+through literal keys.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ logger = logging.getLogger("kerasnas")
 ARCHITECTURE = "architecture"
 PARENT_TRIAL_ID = "parent_trial_id"
 REFINE = "refine"
-PLAN = "plan"  # the trial's time plan, as JSON (see `TrialPlan`)
+PLAN = "plan"  # how the trial trains, as JSON (see `TrialPlan`)
 
 # Metrics the tuner reports besides the objective.
 TRAIN_SECONDS = "train_seconds"  # the whole trial: setup and training
@@ -31,7 +33,7 @@ EPOCH_SECONDS = "epoch_seconds"  # seconds a whole epoch takes, validation inclu
 SETUP_SECONDS = "setup_seconds"  # building, weight transfer and compiling
 EPOCHS = "epochs"  # epochs trained, a cut-short epoch's part included
 TIMING_METRICS = (TRAIN_SECONDS, EPOCH_SECONDS, SETUP_SECONDS, EPOCHS)
-# Reported only by a trial that switched augmentation on (see `TrialPlan.augment_gap`).
+# Reported only by a trial that switched augmentation on (see `TrialPlan.overfit_ratio`).
 AUGMENTED_AFTER = "augmented_after"  # whole epochs trained before augmentation began
 
 TRIAL_FILE = "trial.json"  # KerasTuner's record of a trial, in its trial folder
@@ -41,32 +43,36 @@ CHECKPOINT = "checkpoint.weights.h5"  # a trial's best weights, in its trial fol
 class TrialPlan:
     """How a trial trains: decided by the oracle, carried in the trial, executed by the tuner.
 
+    `from_config` ignores keys it does not know (added by a later kerasnas: a
+    worker can then still run the plans of a newer chief, without what they add).
+
     Args:
         seconds: training time allowed from the trial's start, or None without a deadline.
         patience: `EarlyStopping` patience in epochs, or None for no early stopping.
         learning_rate_scale: factor on the tuner's learning rate. Defaults to 1.0.
-        augment_gap: the trial trains on augmented images (random shifts and zooms) from
-            the first epoch after which its validation loss exceeds `augment_gap` times
+        overfit_ratio: the trial trains on augmented images (random shifts and zooms) from
+            the first epoch after which its validation loss exceeds `overfit_ratio` times
             its training loss; None never. Defaults to None.
     """
 
-    def __init__(self, seconds=None, patience=None, learning_rate_scale=1.0, augment_gap=None):
+    def __init__(self, seconds=None, patience=None, learning_rate_scale=1.0, overfit_ratio=None):
         self.seconds = None if seconds is None else float(seconds)
         self.patience = None if patience is None else int(patience)
         self.learning_rate_scale = float(learning_rate_scale)
-        self.augment_gap = None if augment_gap is None else float(augment_gap)
+        self.overfit_ratio = None if overfit_ratio is None else float(overfit_ratio)
 
     def get_config(self):
         return {
             "seconds": self.seconds,
             "patience": self.patience,
             "learning_rate_scale": self.learning_rate_scale,
-            "augment_gap": self.augment_gap,
+            "overfit_ratio": self.overfit_ratio,
         }
 
     @classmethod
     def from_config(cls, config):
-        return cls(**config)
+        known = cls().get_config()
+        return cls(**{k: v for k, v in config.items() if k in known})
 
     def __eq__(self, other):
         return isinstance(other, TrialPlan) and self.get_config() == other.get_config()

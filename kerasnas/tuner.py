@@ -76,10 +76,13 @@ class MorphismTuner(keras_tuner.Tuner):
     refinement (the best architecture proposed again at the end of the
     search) trains on from its parent's weights (at half the rate once they
     have trained for an epoch), for all the time left, without early stopping.
-    A trial whose plan has an `augment_gap` (the oracle gives it to the
+    A trial whose plan has an `overfit_ratio` (the oracle gives it to the
     refinement) trains on randomly shifted and zoomed images from the first
     epoch after which its validation loss exceeds that many times its
-    training loss (`kerasnas.callbacks.AugmentWhenOverfitting`).
+    training loss, if that comes in the first half of its training
+    (`kerasnas.callbacks.AugmentWhenOverfitting`); that needs
+    arrays (without `validation_split`) or a Dataset of image batches (alone
+    or first in a tuple), else it trains without, with a warning.
 
     A candidate that fails (NaN loss, out of memory, too many parameters)
     fails its trial and the search goes on. numpy arrays reach Keras as
@@ -243,7 +246,7 @@ class MorphismTuner(keras_tuner.Tuner):
         else:
             fit_kwargs.setdefault("batch_size", self.batch_size)
         fit_kwargs.setdefault("epochs", self.max_epochs)
-        x, augmenting = self._augmented_when_overfitting(x, plan)
+        x, augmenting = self._augmented_when_overfitting(trial, x, plan, trial_deadline)
         try:
             model = self._build_and_compile(trial, plan)
         except (MemoryError, tf.errors.ResourceExhaustedError) as e:
@@ -315,16 +318,30 @@ class MorphismTuner(keras_tuner.Tuner):
             found[AUGMENTED_AFTER] = augmenting.augmented_after
         return found
 
-    def _augmented_when_overfitting(self, x, plan):
+    def _augmented_when_overfitting(self, trial, x, plan, deadline):
         """`(x, callback)`: the training Dataset with augmentation the callback switches on
-        once validation shows overfitting (the plan's `augment_gap`), or `(x, None)`."""
-        if plan.augment_gap is None or not isinstance(x, tf.data.Dataset):
+        once validation shows overfitting (the plan's `overfit_ratio`) in the first half of
+        the trial (to `deadline`, or by epochs), or `(x, None)`."""
+        if plan.overfit_ratio is None:
             return x, None
-        switch = tf.Variable(False, trainable=False, name="augment")
-        augmented = pipelines.augmented_while(x, switch)
+        augmented = None
+        if isinstance(x, tf.data.Dataset):
+            with tf.device("CPU:0"):  # tf.data reads it on the host, whatever runs the model
+                switch = tf.Variable(False, trainable=False, name="augment")
+            augmented = pipelines.augmented_while(x, switch)
         if augmented is None:
+            logger.warning(
+                "Trial %s will not turn to augmented images if it overfits: that needs the "
+                "training data as arrays (without `validation_split`) or as a Dataset of "
+                "(N, H, W, C) image batches, alone or first in a tuple; got %s.",
+                trial.trial_id,
+                getattr(x, "element_spec", type(x).__name__),
+            )
             return x, None
-        return augmented, AugmentWhenOverfitting(switch, plan.augment_gap)
+        callback = AugmentWhenOverfitting(
+            switch, ratio=plan.overfit_ratio, deadline=deadline, clock=self.clock
+        )
+        return augmented, callback
 
     def _as_datasets(self, x, y, validation_data, fit_kwargs):
         """numpy arrays as untuned Datasets of batches, as Keras would batch them (see

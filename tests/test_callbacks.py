@@ -256,34 +256,61 @@ def test_batchnorm_momentum_rejects_a_stale_weight_outside_0_1():
         BatchNormMomentum(stale=1.0)
 
 
-def test_augment_when_overfitting_switches_on_once_validation_loss_is_gap_times_the_loss():
+def overfitting_watch(ratio=2.0, epochs=8, **kwargs):
+    """An `AugmentWhenOverfitting` as `fit` sets it up, and its switch (on before training)."""
     import tensorflow as tf
 
-    switch = tf.Variable(False)
-    callback = AugmentWhenOverfitting(switch, gap=2.0)
-    callback.on_epoch_end(0, {"loss": 0.5, "val_loss": 0.4})
-    callback.on_epoch_end(1, {"loss": 0.1, "val_loss": 0.2})  # exactly 2x: not over it
-    assert not bool(switch.numpy()) and callback.augmented_after is None
-    callback.on_epoch_end(2, {"loss": 0.05, "val_loss": 0.11})
-    assert bool(switch.numpy()) and callback.augmented_after == 3
-    # It stays on when augmented images close the gap, and keeps the epoch it began.
-    callback.on_epoch_end(3, {"loss": 0.2, "val_loss": 0.1})
-    callback.on_epoch_end(4, {"loss": 0.01, "val_loss": 0.5})
-    assert bool(switch.numpy()) and callback.augmented_after == 3
+    switch = tf.Variable(True)
+    callback = AugmentWhenOverfitting(switch, ratio=ratio, **kwargs)
+    callback.set_params({"epochs": epochs})
+    callback.on_train_begin()
+    return callback, switch
 
 
-def test_augment_when_overfitting_waits_for_a_validation_loss():
+def test_augment_when_overfitting_switches_on_once_validation_loss_is_ratio_times_the_loss():
+    callback, switch = overfitting_watch()
+    assert not bool(switch.numpy())  # every training starts without
+    for epoch, logs in enumerate(
+        [
+            {"loss": 0.5, "val_loss": 0.4},
+            {"loss": 0.1, "val_loss": 0.2},  # exactly twice: not over it
+            {"loss": 0.05, "val_loss": 0.11},
+            {"loss": 0.2, "val_loss": 0.1},  # augmented images closed the gap: it stays on
+        ]
+    ):
+        callback.on_epoch_begin(epoch)
+        callback.on_epoch_end(epoch, logs)
+        assert bool(switch.numpy()) == (epoch >= 2)
+    # Three whole epochs came before the first augmented one.
+    assert callback.augmented_after == 3
+
+
+def test_augment_when_overfitting_counts_only_an_epoch_that_trained_augmented():
+    callback, switch = overfitting_watch(epochs=4)
+    callback.on_epoch_begin(0)
+    callback.on_epoch_end(0, {"loss": 0.01})  # no validation data: nothing to judge
+    callback.on_epoch_begin(1)
+    callback.on_epoch_end(1, {"loss": 0.01, "val_loss": 0.5})
+    assert bool(switch.numpy()) and callback.augmented_after is None  # not yet trained
+
+
+@pytest.mark.parametrize(
+    "epoch, seconds, switched",
+    [(3, 10.0, True), (4, 10.0, False), (1, 50.0, True), (1, 51.0, False)],
+)
+def test_augment_when_overfitting_only_in_the_first_half_of_the_training(
+    clock, epoch, seconds, switched
+):
+    # 8 epochs or 100 s: the first half ends after 4 epochs or 50 s, whichever comes first.
+    callback, switch = overfitting_watch(epochs=8, deadline=clock() + 100, clock=clock)
+    clock.advance(seconds)
+    callback.on_epoch_end(epoch, {"loss": 0.01, "val_loss": 0.5})
+    assert bool(switch.numpy()) == switched
+
+
+@pytest.mark.parametrize("ratio", [1.0, 0.5, float("nan"), "2"])
+def test_augment_when_overfitting_refuses_a_ratio_of_one_or_less(ratio):
     import tensorflow as tf
 
-    switch = tf.Variable(False)
-    callback = AugmentWhenOverfitting(switch, gap=2.0)
-    callback.on_epoch_end(0, {"loss": 0.01})  # no validation data
-    assert not bool(switch.numpy())
-
-
-@pytest.mark.parametrize("gap", [1.0, 0.5, float("nan")])
-def test_augment_when_overfitting_refuses_a_gap_of_one_or_less(gap):
-    import tensorflow as tf
-
-    with pytest.raises(ValueError, match="gap"):
-        AugmentWhenOverfitting(tf.Variable(False), gap=gap)
+    with pytest.raises(ValueError, match="ratio.*Received"):
+        AugmentWhenOverfitting(tf.Variable(False), ratio=ratio)

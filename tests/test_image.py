@@ -120,6 +120,10 @@ def test_predict_before_fit_says_to_fit():
         ({"init": {"max_trials": -1}}, "Received: max_trials=-1"),
         ({"init": {"max_trials": 0}}, "Received: max_trials=0"),
         ({"init": {"resize_shape": (0, 0)}}, r"resize_shape=\(0, 0\)"),
+        (
+            {"init": {"augment": True, "searcher_args": {"overfit_ratio": 2.0}}},
+            "no `overfit_ratio`.*with `augment=True`",
+        ),
     ],
 )
 def test_bad_input_is_refused_before_training(kwargs, match, tmp_path):
@@ -174,7 +178,7 @@ def test_regressor(tmp_path):
     baseline = np.mean((target_new - target.mean()) ** 2)
     assert reg.evaluate(x_new, target_new) < 0.5 * baseline
     assert "val_loss" in reg.history.columns
-    assert reg.tuner_.oracle.augment_gap is None  # a shift would move the top-left quadrant
+    assert reg.tuner_.oracle.overfit_ratio is None  # a shift would move the top-left quadrant
 
 
 @pytest.mark.slow
@@ -279,7 +283,7 @@ def test_augmentation_trains_on_shifted_copies(tmp_path):
     )
     clf.fit(x, y, time_limit=30, epochs=2)
     assert clf.history["status"].tolist() == ["COMPLETED"]
-    assert clf.tuner_.oracle.augment_gap is None  # no refinement switches it on again
+    assert clf.tuner_.oracle.overfit_ratio is None  # no refinement switches it on again
     assert clf.predict(x[:4]).shape == (4,)
 
 

@@ -13,12 +13,12 @@ from kerasnas import trials
 from kerasnas.graph import generators
 from kerasnas.oracle import NetworkMorphismOracle
 from kerasnas.oracle.network_morphism import (
-    AUGMENT_GAP,
     CHILD_EPOCHS,
     CHILD_OVERHEADS,
     DEFAULT_WIDTH,
     FIRST_WIDTHS,
     LEARNED_EPOCHS,
+    OVERFIT_RATIO,
     REFINE_EPOCHS,
     SIZE_EPOCHS,
 )
@@ -230,8 +230,8 @@ def test_max_model_size_below_every_initial_architecture_is_an_error(tmp_path):
         ({"patience": -1}, "patience.*>= 0"),
         ({"trial_share": 1.5}, "trial_share.*<= 1"),
         ({"trial_share": 0}, "trial_share.*> 0"),
-        ({"augment_gap": 1.0}, "augment_gap.*> 1"),
-        ({"augment_gap": "always"}, "augment_gap"),
+        ({"overfit_ratio": 1.0}, "overfit_ratio.*> 1"),
+        ({"overfit_ratio": "always"}, "overfit_ratio.*'auto', None or a number"),
     ],
 )
 def test_bad_arguments_name_themselves(tmp_path, kwargs, match):
@@ -435,7 +435,7 @@ def test_the_oracle_plans_each_trials_time_patience_and_rate(tmp_path, clock):
     assert plan.seconds == pytest.approx(15) and plan.patience == 1
     refine = oracle.plan(graph, refine=True, effort=LEARNED_EPOCHS)
     # All the time left, no early stopping, augmented once validation shows it overfitting.
-    assert refine == trials.TrialPlan(40, None, 0.5, AUGMENT_GAP)
+    assert refine == trials.TrialPlan(40, None, 0.5, OVERFIT_RATIO)
     # Weights trained for under an epoch have little to lose: the full rate.
     assert oracle.plan(graph, refine=True, effort=0.7).learning_rate_scale == 1.0
     clock.advance(35)
@@ -443,23 +443,23 @@ def test_the_oracle_plans_each_trials_time_patience_and_rate(tmp_path, clock):
 
 
 @pytest.mark.parametrize(
-    "kwargs, gap",
+    "kwargs, ratio",
     [
-        ({}, AUGMENT_GAP),
-        ({"augment_gap": 3.5}, 3.5),
-        ({"augment_gap": None}, None),
+        ({}, OVERFIT_RATIO),
+        ({"overfit_ratio": 3.5}, 3.5),
+        ({"overfit_ratio": None}, None),
         ({"task": "regression"}, None),  # a shifted image may have another target
-        ({"task": "regression", "augment_gap": 3.0}, 3.0),
+        ({"task": "regression", "overfit_ratio": 3.0}, 3.0),
     ],
 )
-def test_only_the_refinement_may_augment_and_the_gap_is_an_option(tmp_path, clock, kwargs, gap):
+def test_only_the_refinement_may_augment_and_the_ratio_is_an_option(tmp_path, clock, kwargs, ratio):
     oracle = make_oracle(tmp_path, clock=clock, **kwargs)
     graph = oracle.initial_graphs[0]
-    assert oracle.plan(graph, refine=True).augment_gap == gap
+    assert oracle.plan(graph, refine=True).overfit_ratio == ratio
     oracle.set_deadline(clock() + 100)
-    assert oracle.plan(graph, refine=True).augment_gap == gap
-    assert oracle.plan(graph).augment_gap is None
-    assert oracle.plan(graph, child=True).augment_gap is None
+    assert oracle.plan(graph, refine=True).overfit_ratio == ratio
+    assert oracle.plan(graph).overfit_ratio is None
+    assert oracle.plan(graph, child=True).overfit_ratio is None
 
 
 def test_a_plan_travels_in_the_trial_and_survives_resume(tmp_path, clock):

@@ -79,16 +79,28 @@ def test_augmented_while_reads_its_switch_on_every_pass():
     dataset = pipelines.augmented_while(
         pipelines.array_dataset(x, labels, weights, batch_size=4), switch
     )
-    assert dataset.options().autotune.enabled is False
+    assert dataset.options().autotune.enabled is False  # kept from the array pipeline
     np.testing.assert_array_equal(rows(dataset), x)  # off: the images as they were
     switch.assign(True)
-    tf.random.set_seed(0)
     batches = list(dataset)
     images = np.concatenate([np.asarray(b[0]) for b in batches])
     assert images.shape == x.shape and not np.allclose(images, x)
     # Only the images change: the labels and weights stay with their rows.
     np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), labels)
     np.testing.assert_allclose(np.concatenate([b[2] for b in batches]), weights)
+
+
+def test_augmented_while_keeps_the_images_dtype_and_bare_batches():
+    import tensorflow as tf
+
+    x = np.random.default_rng(1).integers(0, 255, (6, 10, 10, 1), dtype="uint8")
+    dataset = pipelines.augmented_while(
+        tf.data.Dataset.from_tensor_slices(x).batch(3), tf.Variable(True)
+    )
+    batches = list(dataset)
+    assert [tuple(b.shape) for b in batches] == [(3, 10, 10, 1)] * 2
+    assert all(b.dtype == tf.uint8 for b in batches)
+    assert not np.array_equal(np.concatenate(batches), x)
 
 
 def test_augmented_while_leaves_batches_that_are_not_images_alone():

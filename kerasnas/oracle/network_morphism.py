@@ -64,12 +64,12 @@ CHILD_OVERHEADS = 2
 # full rate.
 LEARNED_EPOCHS = 1.0
 # The refinement trains on augmented images (random shifts and zooms) from the first epoch
-# after which its validation loss is over AUGMENT_GAP times its training loss: validation
+# after which its validation loss is over OVERFIT_RATIO times its training loss: validation
 # shows it overfitting, the case augmentation helps. (On the 8x8 digits, augmentation from
 # the start raised the ablation's test accuracy from 0.9844 and 0.9889 to 0.9933 and 0.9956;
 # a short run on augmented MNIST scores below a plain one, and underfitting models need no
 # help.) Not for regression: shifting an image may change its target.
-AUGMENT_GAP = 2.0
+OVERFIT_RATIO = 2.0
 
 
 class NetworkMorphismOracle(keras_tuner.Oracle):
@@ -118,7 +118,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
     Refinement: once the time left falls to `refine_share` of the budget
     given to `set_deadline`, or to three epochs of the best architecture,
     the next trial is the best architecture itself, with `"refine": True`:
-    the tuner trains it on from its best weights for all the time left.
+    the tuner trains it on from its best weights for all the time left,
+    on augmented images once it overfits (`overfit_ratio`).
     Candidates with more than `max_model_size` parameters are never proposed.
 
     Each trial's hyperparameters hold the architecture as JSON
@@ -165,9 +166,10 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             no-search ablation, for measuring what the search adds: the first
             initial architecture is trained, then refined (trained on from its
             best weights) for the rest of the budget, and nothing else.
-        augment_gap: the refinement trains on randomly shifted and zoomed
+        overfit_ratio: the refinement trains on randomly shifted and zoomed
             images from the first epoch after which its validation loss exceeds
-            `augment_gap` times its training loss (it overfits); None never.
+            `overfit_ratio` times its training loss (it overfits), if that comes
+            in the first half of the refinement; None never.
             Defaults to `"auto"`: 2.0 for classification, None for regression
             (shifting an image may change its target).
         max_consecutive_failed_trials: KerasTuner stops the search after this
@@ -207,7 +209,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         child_share=0.04,
         patience=3,
         search=True,
-        augment_gap="auto",
+        overfit_ratio="auto",
         max_consecutive_failed_trials=20,
         clock=None,
         **kwargs,
@@ -237,10 +239,15 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         if not isinstance(search, bool):
             raise ValueError(f"Expected `search` to be True or False. Received: search={search!r}")
         self.search = search
-        if augment_gap == "auto":
-            augment_gap = AUGMENT_GAP if self.task == "classification" else None
-        self.augment_gap = check_number(
-            "augment_gap", augment_gap, low=1, low_open=True, allow_none=True
+        if isinstance(overfit_ratio, str):
+            if overfit_ratio != "auto":
+                raise ValueError(
+                    "Expected `overfit_ratio` to be 'auto', None or a number above 1. "
+                    f"Received: overfit_ratio={overfit_ratio!r}"
+                )
+            overfit_ratio = OVERFIT_RATIO if self.task == "classification" else None
+        self.overfit_ratio = check_number(
+            "overfit_ratio", overfit_ratio, low=1, low_open=True, allow_none=True
         )
         if clock is not None and not callable(clock):
             raise ValueError(
@@ -517,7 +524,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         the time left when what it would leave could hardly train (under two
         epochs and two trials' overhead). A refinement of weights trained
         for at least `LEARNED_EPOCHS` trains on at half the learning rate: a
-        full-rate restart would spend part of its few epochs relearning.
+        full-rate restart would spend part of its few epochs relearning. Only a
+        refinement carries the `overfit_ratio` (from which it augments).
 
         Args:
             graph: the trial's `Graph`.
@@ -532,7 +540,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         scale = 0.5 if refine and effort >= LEARNED_EPOCHS else 1.0
         if refine:
             remaining = None if self.deadline is None else max(0.0, self.deadline - self.clock())
-            return trials.TrialPlan(remaining, None, scale, self.augment_gap)
+            return trials.TrialPlan(remaining, None, scale, self.overfit_ratio)
         if self.deadline is None:
             return trials.TrialPlan(None, self.patience, scale)
         remaining = max(0.0, self.deadline - self.clock())

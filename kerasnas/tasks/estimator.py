@@ -406,7 +406,15 @@ class ImageTask:
 
         searcher_args = dict(self.searcher_args or {})
         if self.augment:  # every trial trains on augmented images already
-            searcher_args["augment_gap"] = None
+            if searcher_args.get("overfit_ratio", "auto") not in ("auto", None):
+                raise ValueError(
+                    "Expected no `overfit_ratio` in `searcher_args` with `augment=True`: "
+                    "every trial trains on augmented images, so the refinement has none to "
+                    "turn to. Received: searcher_args="
+                    f"{self.searcher_args!r}. Pass augment=False to augment only the "
+                    "refinement once it overfits."
+                )
+            searcher_args["overfit_ratio"] = None
         oracle = NetworkMorphismOracle(
             search_shape,
             self._num_outputs(),
@@ -766,7 +774,8 @@ class ImageTask:
         batch_size=128,
         class_weight=None,
     ):
-        """Trains the best architecture longer, on all the training data.
+        """Trains the best architecture longer, on all the training data, as it is (no
+        augmentation, whatever `augment` says).
 
         When `fit` chose an ensemble, the ensemble trains, as one model.
 
@@ -970,7 +979,7 @@ class ImageTask:
     @property
     def history(self):
         """One row per trial: ids, morphisms (or `refine`: the parent trained on), size,
-        epochs, seconds, score and status."""
+        epochs, seconds, `augmented_after` (see `fit`'s refinement), score and status."""
         self._check_fitted()
         return export.history_frame(self.trials_, self.objective_name)
 

@@ -96,4 +96,8 @@ def history_frame(all_trials, objective):
         objective,
         "status",
     ]
-    return pd.DataFrame(rows, columns=columns)
+    frame = pd.DataFrame(rows, columns=columns)
+    # Whole epochs, or <NA> for a trial that did not augment.
+    frame[trials.AUGMENTED_AFTER] = frame[trials.AUGMENTED_AFTER].astype("Float64").round()
+    frame[trials.AUGMENTED_AFTER] = frame[trials.AUGMENTED_AFTER].astype("Int64")
+    return frame

@@ -25,7 +25,7 @@ _ARGS = """
             Defaults to 1.
         augment: random shifts and zooms in every trial's training. Defaults to
             False (a classifier's refinement still turns to them once validation
-            shows it overfitting; `searcher_args={{"augment_gap": None}}` stops that).
+            shows it overfitting; `searcher_args={{"overfit_ratio": None}}` stops that).
         resize_shape: `(height, width)` to resize images to. Defaults to None
             (numpy and Dataset images as they are; a folder's most common size).
         max_model_size: most parameters an architecture may have. Defaults to None.

@@ -1,0 +1,22 @@
+"""The trial contract: plans round-trip through JSON, across kerasnas versions."""
+
+from __future__ import annotations
+
+import json
+
+from kerasnas import trials
+
+
+def test_a_plan_round_trips_through_its_config():
+    plan = trials.TrialPlan(12.5, None, 0.5, overfit_ratio=2.0)
+    assert trials.TrialPlan.from_config(json.loads(json.dumps(plan.get_config()))) == plan
+
+
+def test_a_plan_from_an_older_run_never_augments():
+    older = {"seconds": 30.0, "patience": 3, "learning_rate_scale": 1.0}
+    assert trials.TrialPlan.from_config(older).overfit_ratio is None
+
+
+def test_a_plan_from_a_newer_kerasnas_is_read_without_what_it_adds():
+    newer = {**trials.TrialPlan(30.0, 3).get_config(), "label_smoothing": 0.1}
+    assert trials.TrialPlan.from_config(newer) == trials.TrialPlan(30.0, 3)
