@@ -4,10 +4,10 @@ A trial's hyperparameter values hold its architecture as JSON (`ARCHITECTURE`),
 the id of the trained trial whose weights it starts from (`PARENT_TRIAL_ID`,
 `""` for an initial architecture), whether it refines that parent
 (`REFINE`) and its `TrialPlan` (`PLAN`). The tuner reports, besides the
-objective, the metrics in `TIMING_METRICS`, and `AUGMENTED_AFTER` when the
-trial turned to augmented images. Everything that reads trials (the oracle,
-the tuner, the estimators, the diagrams) goes through this module, never
-through literal keys.
+objective, the metrics in `TIMING_METRICS`, `TIE_VAL_LOSS`, and
+`AUGMENTED_AFTER` when the trial turned to augmented images. Everything that
+reads trials (the oracle, the tuner, the estimators, the diagrams) goes through
+this module, never through literal keys.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ EPOCH_SECONDS = "epoch_seconds"  # seconds a whole epoch takes, validation inclu
 SETUP_SECONDS = "setup_seconds"  # building, weight transfer and compiling
 EPOCHS = "epochs"  # epochs trained, a cut-short epoch's part included
 TIMING_METRICS = (TRAIN_SECONDS, EPOCH_SECONDS, SETUP_SECONDS, EPOCHS)
+# The best epoch's validation loss, when the objective is another metric: of trials that
+# tie on the objective, the one with the lower loss ranks first.
+TIE_VAL_LOSS = "tie_val_loss"
 # Reported only by a trial that switched augmentation on (see `TrialPlan.overfit_ratio`).
 AUGMENTED_AFTER = "augmented_after"  # whole epochs trained before augmentation began
 

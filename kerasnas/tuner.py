@@ -29,7 +29,14 @@ from kerasnas.callbacks import (
 from kerasnas.graph import transfer
 from kerasnas.oracle import NetworkMorphismOracle
 from kerasnas.output import check_verbose, keras_fit_verbose, quiet_retracing, say
-from kerasnas.trials import AUGMENTED_AFTER, EPOCH_SECONDS, EPOCHS, SETUP_SECONDS, TRAIN_SECONDS
+from kerasnas.trials import (
+    AUGMENTED_AFTER,
+    EPOCH_SECONDS,
+    EPOCHS,
+    SETUP_SECONDS,
+    TIE_VAL_LOSS,
+    TRAIN_SECONDS,
+)
 
 logger = logging.getLogger("kerasnas")
 PROBE_BATCHES = 6  # batches `MorphismTuner.probe` trains to time an architecture
@@ -37,21 +44,33 @@ PROBE_SHARE = 0.05  # a second probe only while the probing took less of the tim
 
 
 class _SaveBestWeights(keras.callbacks.Callback):
-    """Writes the weights of the best epoch so far to `path` (`.weights.h5`)."""
+    """Writes the weights of the best epoch so far to `path` (`.weights.h5`).
+
+    An epoch that ties the best on the objective (common with a small
+    validation set: one image is a whole step of accuracy) is better when
+    its validation loss is lower, the finer measure on the same images.
+    """
 
     def __init__(self, objective, path):
         super().__init__()
         self.objective = objective
         self.path = path
         self.best = None
+        self.best_val_loss = None  # at the best epoch, when the objective is another metric
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         value, loss = logs.get(self.objective.name), logs.get("loss", 0.0)
         if value is None or not math.isfinite(value) or not math.isfinite(loss):
             return  # an epoch whose loss diverged is never kept
-        if self.best is None or self.objective.better_than(value, self.best):
-            self.best = value
+        val_loss = logs.get("val_loss") if self.objective.name != "val_loss" else None
+        if val_loss is not None and not math.isfinite(val_loss):
+            val_loss = None
+        better = self.best is None or self.objective.better_than(value, self.best)
+        if not better and value == self.best and val_loss is not None:
+            better = self.best_val_loss is None or val_loss < self.best_val_loss
+        if better:
+            self.best, self.best_val_loss = value, val_loss
             # Atomic, and a full disk gives an OSError instead of crashing h5py.
             files.save_weights(self.model, self.path)
 
@@ -225,8 +244,9 @@ class MorphismTuner(keras_tuner.Tuner):
 
         Returns:
             A dict with the objective's best value, `train_seconds`,
-            `epoch_seconds`, `setup_seconds`, `epochs`, and `augmented_after`
-            when augmentation was switched on.
+            `epoch_seconds`, `setup_seconds`, `epochs`, the best epoch's
+            `val_loss` as `tie_val_loss` (when the objective is another metric),
+            and `augmented_after` when augmentation was switched on.
         """
         start = self.clock()
         objective = self.oracle.objective
@@ -314,6 +334,8 @@ class MorphismTuner(keras_tuner.Tuner):
             SETUP_SECONDS: setup_seconds,
             EPOCHS: timer.epochs_trained(),
         }
+        if saver.best_val_loss is not None:
+            found[TIE_VAL_LOSS] = saver.best_val_loss
         if augmenting and augmenting.augmented_after is not None:
             found[AUGMENTED_AFTER] = augmenting.augmented_after
         return found

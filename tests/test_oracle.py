@@ -609,3 +609,24 @@ def test_two_probe_widths_tell_flops_from_activations(tmp_path):
     middle = generators.initial_graphs(SHAPE, 3, width=0.5)[0]
     assert oracle.epoch_seconds(middle) == pytest.approx(truth(middle), rel=1e-3)
     assert oracle.overhead_seconds() == pytest.approx(1.0)
+
+
+def test_a_tie_on_the_objective_goes_to_the_lower_validation_loss(tmp_path):
+    oracle = make_oracle(tmp_path)
+    done = []
+    for loss in (0.06, 0.03, None):  # the third reports no loss: it loses the tie
+        trial = oracle.create_trial("tuner0")
+        metrics = {"val_accuracy": 0.9926, EPOCH_SECONDS: 1.0}
+        if loss is not None:
+            metrics[trials.TIE_VAL_LOSS] = loss
+        oracle.update_trial(trial.trial_id, metrics)
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+        done.append(trial.trial_id)
+    assert [t.trial_id for t in oracle.get_best_trials(3)] == [done[1], done[0], done[2]]
+    # The objective comes first: a better score wins whatever its loss.
+    trial = oracle.create_trial("tuner0")
+    oracle.update_trial(trial.trial_id, {"val_accuracy": 0.995, trials.TIE_VAL_LOSS: 0.5})
+    trial.status = "COMPLETED"
+    oracle.end_trial(trial)
+    assert oracle.get_best_trials(1)[0].trial_id == trial.trial_id

@@ -312,6 +312,23 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             self._graphs[trial.trial_id] = (graph, describe(graph))
         return self._graphs[trial.trial_id][0]
 
+    def get_best_trials(self, num_trials=1):
+        """The best trials, as KerasTuner ranks them, but that a tie on the objective goes
+        to the lower validation loss (`trials.TIE_VAL_LOSS`): on a small validation set
+        trials often tie, and KerasTuner would keep the earliest (say, the first trial
+        over its longer-trained refinement)."""
+        done = [t for t in self.trials.values() if t.status == _Status.COMPLETED]
+        sign = -1.0 if self.objective.direction == "max" else 1.0
+
+        def rank(trial):
+            score = trial.score if trial.score is not None else -sign * math.inf
+            return sign * score, trials.metric(trial, trials.TIE_VAL_LOSS, math.inf)
+
+        ranked = sorted(done, key=rank)
+        if len(ranked) < num_trials:
+            ranked += [t for t in self.trials.values() if t.status != _Status.COMPLETED]
+        return ranked[:num_trials]
+
     def _searched(self):
         """The trials that carry an architecture (an unreadable trial file leaves none)."""
         return [t for t in self.trials.values() if trials.has_architecture(t)]
