@@ -160,6 +160,8 @@ def run_system(system, dataset, seed, time_limit, searcher_args=None):
         done = [t for t in oracle.trials.values() if t.status == "COMPLETED"]
         best = oracle.get_best_trials(1)[0]
         first = oracle.trials[min(oracle.trials, key=int)]
+        augmented = [trials.metric(t, trials.AUGMENTED_AFTER) for t in done]
+        augmented = [a for a in augmented if a is not None]
         extra = {
             "trials": len(oracle.trials),
             "children_trained": sum(
@@ -169,14 +171,7 @@ def run_system(system, dataset, seed, time_limit, searcher_args=None):
             "first_params": trials.graph_of(first).num_params(),
             "ensemble": len(clf.ensemble_),
             # After which epoch the refinement turned to augmented images (None: it did not).
-            "augmented_after": next(
-                (
-                    trials.metric(t, trials.AUGMENTED_AFTER)
-                    for t in done
-                    if trials.metric(t, trials.AUGMENTED_AFTER) is not None
-                ),
-                None,
-            ),
+            "augmented_after": augmented[0] if augmented else None,
         }
         predict, params = clf.predict, clf.model_.count_params()
     return {

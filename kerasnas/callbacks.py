@@ -130,10 +130,7 @@ class TimeCosineDecay(keras.callbacks.Callback):
 
     def factor(self, now, batches=0):
         """The fraction of the initial rate in force at time `now`, after `batches` batches."""
-        span = max(self.deadline - self._start, 1e-9)
-        progress = (now - self._start) / span
-        if self._total_batches:
-            progress = max(progress, batches / self._total_batches)
+        progress = _progress(self._start, now, self.deadline, batches, self._total_batches)
         progress = min(1.0, max(0.0, progress))
         return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
 
@@ -304,12 +301,17 @@ class AugmentWhenOverfitting(keras.callbacks.Callback):
         if loss is None or val_loss is None or not val_loss > self.ratio * loss:
             return
         epochs = (self.params or {}).get("epochs")
-        progress = (epoch + 1) / epochs if epochs else 0.0
-        if self.deadline is not None:
-            elapsed = (self.clock() - self._start) / max(self.deadline - self._start, 1e-9)
-            progress = max(progress, elapsed)
-        if progress <= 0.5:
+        if _progress(self._start, self.clock(), self.deadline, epoch + 1, epochs) <= 0.5:
             self.switch.assign(True)
+
+
+def _progress(start, now, deadline, done, total):
+    """How far a training run is along: the further of the time from `start` to `deadline`
+    and of `done` out of `total` steps, each when known (None or 0 when not); 0 if neither."""
+    fractions = [done / total] if total else []
+    if deadline is not None:
+        fractions.append((now - start) / max(deadline - start, 1e-9))
+    return max(fractions, default=0.0)
 
 
 def _sublayers(layer):
