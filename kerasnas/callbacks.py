@@ -305,6 +305,32 @@ class AugmentWhenOverfitting(keras.callbacks.Callback):
             self.switch.assign(True)
 
 
+def augment_when_overfitting(dataset, *, ratio, deadline=None, clock=None):
+    """Sets up `AugmentWhenOverfitting` for a training Dataset.
+
+    Args:
+        dataset: the training data.
+        ratio, deadline, clock: as for `AugmentWhenOverfitting`.
+
+    Returns:
+        `(augmented, callback)`: the Dataset to train on, its images augmented once
+        the callback switches on; or None if `dataset` is not a `tf.data.Dataset` of
+        (N, H, W, C) image batches, alone or first in a tuple.
+    """
+    import tensorflow as tf
+
+    from kerasnas import pipelines
+
+    if not isinstance(dataset, tf.data.Dataset):
+        return None
+    with tf.device("CPU:0"):  # tf.data reads it on the host, whatever runs the model
+        switch = tf.Variable(False, trainable=False, name="augment")
+    augmented = pipelines.augmented_while(dataset, switch)
+    if augmented is None:
+        return None
+    return augmented, AugmentWhenOverfitting(switch, ratio=ratio, deadline=deadline, clock=clock)
+
+
 def _progress(start, now, deadline, done, total):
     """How far a training run is along: the further of the time from `start` to `deadline`
     and of `done` out of `total` steps, each when known (None or 0 when not); 0 if neither."""

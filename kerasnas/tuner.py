@@ -20,11 +20,11 @@ from keras_tuner.src import config as keras_tuner_config
 from kerasnas import files, pipelines, trials
 from kerasnas.arguments import check_int, check_number
 from kerasnas.callbacks import (
-    AugmentWhenOverfitting,
     BatchNormMomentum,
     EpochTimer,
     TimeBudget,
     TimeCosineDecay,
+    augment_when_overfitting,
 )
 from kerasnas.graph import transfer
 from kerasnas.oracle import NetworkMorphismOracle
@@ -346,12 +346,10 @@ class MorphismTuner(keras_tuner.Tuner):
         the trial (to `deadline`, or by epochs), or `(x, None)`."""
         if plan.overfit_ratio is None:
             return x, None
-        augmented = None
-        if isinstance(x, tf.data.Dataset):
-            with tf.device("CPU:0"):  # tf.data reads it on the host, whatever runs the model
-                switch = tf.Variable(False, trainable=False, name="augment")
-            augmented = pipelines.augmented_while(x, switch)
-        if augmented is None:
+        found = augment_when_overfitting(
+            x, ratio=plan.overfit_ratio, deadline=deadline, clock=self.clock
+        )
+        if found is None:
             logger.warning(
                 "Trial %s will not turn to augmented images if it overfits: that needs the "
                 "training data as arrays (without `validation_split`) or as a Dataset of "
@@ -360,10 +358,7 @@ class MorphismTuner(keras_tuner.Tuner):
                 getattr(x, "element_spec", type(x).__name__),
             )
             return x, None
-        callback = AugmentWhenOverfitting(
-            switch, ratio=plan.overfit_ratio, deadline=deadline, clock=self.clock
-        )
-        return augmented, callback
+        return found
 
     def _as_datasets(self, x, y, validation_data, fit_kwargs):
         """numpy arrays as untuned Datasets of batches, as Keras would batch them (see

@@ -352,6 +352,36 @@ def test_final_fit_checks_its_arguments(fitted_classifier):
         clf.final_fit(x, NAMES[y], epochs=0)
 
 
+def image_sums(dataset):
+    """Each training image's sum over one pass, sorted (the pass's order is shuffled)."""
+    return np.sort(np.concatenate([np.sum(batch[0], axis=(1, 2, 3)) for batch in dataset]))
+
+
+@pytest.mark.parametrize(
+    "settings, watched",
+    [({}, True), ({"searcher_args": {"overfit_ratio": None}}, False), ({"augment": True}, False)],
+)
+def test_final_fit_augments_as_the_search_did(run_copy, keras_fits, settings, watched):
+    """By default once it overfits (as `fit`'s refinement), never with the ratio None,
+    and throughout with `augment=True`."""
+    from kerasnas.callbacks import AugmentWhenOverfitting
+
+    clf = kerasnas.load(run_copy[1])
+    for name, value in settings.items():
+        setattr(clf, name, value)
+    x, y = quadrant_images(40, 15)
+    clf.final_fit(x, NAMES[y], epochs=1, batch_size=16)
+    ((data, _, callbacks),) = keras_fits
+    watch = [c for c in callbacks if isinstance(c, AugmentWhenOverfitting)]
+    assert len(watch) == watched
+    if watched:
+        assert watch[0].ratio == 2.0 and watch[0].augmented_after is None
+        np.testing.assert_allclose(image_sums(data), image_sums(data))  # off: as they are
+        watch[0].switch.assign(True)
+    augmented = watched or settings.get("augment", False)
+    assert np.allclose(image_sums(data), image_sums(data)) != augmented
+
+
 def test_predict_names_the_shape_fit_saw(fitted_classifier):
     clf, _ = fitted_classifier
     with pytest.raises(

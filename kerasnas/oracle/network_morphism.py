@@ -72,6 +72,30 @@ LEARNED_EPOCHS = 1.0
 OVERFIT_RATIO = 2.0
 
 
+def check_overfit_ratio(overfit_ratio, task):
+    """The ratio of validation to training loss from which a refinement augments.
+
+    Args:
+        overfit_ratio: a number above 1, None (never), or `"auto"`: `OVERFIT_RATIO`
+            for classification, None for regression.
+        task: `"classification"` or `"regression"`.
+
+    Returns:
+        A float, or None.
+
+    Raises:
+        ValueError: for any other value.
+    """
+    if isinstance(overfit_ratio, str):
+        if overfit_ratio != "auto":
+            raise ValueError(
+                "Expected `overfit_ratio` to be 'auto', None or a number above 1. "
+                f"Received: overfit_ratio={overfit_ratio!r}"
+            )
+        overfit_ratio = OVERFIT_RATIO if task == "classification" else None
+    return check_number("overfit_ratio", overfit_ratio, low=1, low_open=True, allow_none=True)
+
+
 class NetworkMorphismOracle(keras_tuner.Oracle):
     """Searches CNN architectures by network morphism guided by a Gaussian process.
 
@@ -239,16 +263,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         if not isinstance(search, bool):
             raise ValueError(f"Expected `search` to be True or False. Received: search={search!r}")
         self.search = search
-        if isinstance(overfit_ratio, str):
-            if overfit_ratio != "auto":
-                raise ValueError(
-                    "Expected `overfit_ratio` to be 'auto', None or a number above 1. "
-                    f"Received: overfit_ratio={overfit_ratio!r}"
-                )
-            overfit_ratio = OVERFIT_RATIO if self.task == "classification" else None
-        self.overfit_ratio = check_number(
-            "overfit_ratio", overfit_ratio, low=1, low_open=True, allow_none=True
-        )
+        self.overfit_ratio = check_overfit_ratio(overfit_ratio, self.task)
         if clock is not None and not callable(clock):
             raise ValueError(
                 f"Expected `clock` to be a function returning seconds, like `time.time`. "

@@ -622,6 +622,17 @@ class ImageTask:
             model, run_dir.checkpoint_path(self.project_dir, trial.trial_id), fix
         )
 
+    def _overfit_ratio(self):
+        """The refinement's `overfit_ratio` (see `NetworkMorphismOracle`); None with
+        `augment=True`, whose every epoch is augmented already."""
+        from kerasnas.oracle.network_morphism import check_overfit_ratio
+
+        if self.augment:
+            return None
+        return check_overfit_ratio(
+            (self.searcher_args or {}).get("overfit_ratio", "auto"), self.task
+        )
+
     def _fresh_model(self):
         """The chosen model's architecture (the ensemble's, if any) with fresh weights."""
         ids = getattr(self, "ensemble_", None) or [self.best_trial_id_]
@@ -774,10 +785,15 @@ class ImageTask:
         batch_size=128,
         class_weight=None,
     ):
-        """Trains the best architecture longer, on all the training data, as it is (no
-        augmentation, whatever `augment` says).
+        """Trains the best architecture longer, on all the training data.
 
-        When `fit` chose an ensemble, the ensemble trains, as one model.
+        With `augment=True` every epoch trains on randomly shifted and zoomed
+        images, as the search's trials did. Otherwise, as in `fit`'s refinement,
+        the epochs after the first one whose validation loss exceeds
+        `overfit_ratio` times its training loss do (if that comes in the first
+        half of the training; `searcher_args={"overfit_ratio": None}` never,
+        and never for regression). When `fit` chose an ensemble, the ensemble
+        trains, as one model.
 
         Args:
             x_train: training images (numpy, a Dataset or a folder, as for `fit`).
@@ -799,7 +815,12 @@ class ImageTask:
         """
         import keras
 
-        from kerasnas.callbacks import BatchNormMomentum, TimeBudget, TimeCosineDecay
+        from kerasnas.callbacks import (
+            BatchNormMomentum,
+            TimeBudget,
+            TimeCosineDecay,
+            augment_when_overfitting,
+        )
 
         start = time.time()
         self._check_fitted()
@@ -844,16 +865,22 @@ class ImageTask:
                 monitor=monitor, mode=mode, patience=5, restore_best_weights=True
             ),
         ]
+        deadline = None
         if time_limit is not None:
             deadline = start + time_limit - min(3.0, 0.05 * time_limit)
+        args, kwargs = self._training_feed(train, encoded, weights, per_class, batch_size)
+        ratio = self._overfit_ratio()
+        if ratio is not None:
+            found = augment_when_overfitting(args[0], ratio=ratio, deadline=deadline)
+            if found is not None:  # (a Dataset of image batches always)
+                args = (found[0], *args[1:])
+                callbacks.append(found[1])
+        if deadline is not None:
             steps = datalib.count_batches(val.count, batch_size)  # TimeBudget's room to validate
             callbacks += [
                 TimeCosineDecay(deadline),
                 TimeBudget(deadline, validation_steps=steps),  # last: it times the tail
             ]
-        args, kwargs = self._training_feed(
-            train, encoded, weights, per_class, batch_size, augment=False
-        )
         model.fit(
             *args,
             validation_data=_keras_validation(

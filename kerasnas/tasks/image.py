@@ -23,9 +23,10 @@ _ARGS = """
             plus Keras' progress bars when the output is a terminal or a
             notebook; 2 also a line per epoch, never a bar. True means 1.
             Defaults to 1.
-        augment: random shifts and zooms in every trial's training. Defaults to
-            False (a classifier's refinement still turns to them once validation
-            shows it overfitting; `searcher_args={{"overfit_ratio": None}}` stops that).
+        augment: random shifts and zooms in every trial's training and in
+            `final_fit`. Defaults to False (a classifier's refinement and
+            `final_fit` still turn to them once validation shows them
+            overfitting; `searcher_args={{"overfit_ratio": None}}` stops that).
         resize_shape: `(height, width)` to resize images to. Defaults to None
             (numpy and Dataset images as they are; a folder's most common size).
         max_model_size: most parameters an architecture may have. Defaults to None.
