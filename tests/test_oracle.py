@@ -477,7 +477,7 @@ def first_width(graph):
     return graph.layers[0]["config"]["filters"]
 
 
-@pytest.mark.parametrize("budget", [3.0, 30.0, 3000.0])
+@pytest.mark.parametrize("budget", [1.0, 3.0, 30.0, 3000.0])
 def test_the_first_architecture_is_sized_to_the_machine_and_budget(tmp_path, clock, budget):
     oracle = make_oracle(tmp_path, clock=clock)
     oracle.set_deadline(clock() + budget)
