@@ -3,6 +3,10 @@ says."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
+
 import keras
 import numpy as np
 import pytest
@@ -14,6 +18,7 @@ from kerasnas.callbacks import (
     EpochTimer,
     TimeBudget,
     TimeCosineDecay,
+    augment_when_overfitting,
 )
 
 
@@ -314,3 +319,52 @@ def test_augment_when_overfitting_refuses_a_ratio_of_one_or_less(ratio):
 
     with pytest.raises(ValueError, match="ratio.*Received"):
         AugmentWhenOverfitting(tf.Variable(False), ratio=ratio)
+
+
+def test_augment_when_overfitting_sets_up_only_image_datasets():
+    import tensorflow as tf
+
+    images = np.zeros((4, 6, 6, 1), "float32")
+    assert augment_when_overfitting(images, ratio=2.0) is None  # arrays: not a Dataset
+    table = tf.data.Dataset.from_tensor_slices((np.zeros((4, 3), "float32"), np.zeros(4)))
+    assert augment_when_overfitting(table.batch(2), ratio=2.0) is None
+    dataset, callback = augment_when_overfitting(
+        tf.data.Dataset.from_tensor_slices(images).batch(2), ratio=3.0
+    )
+    assert isinstance(callback, AugmentWhenOverfitting) and callback.ratio == 3.0
+    assert dataset.element_spec.shape.as_list() == [None, 6, 6, 1]
+
+
+@pytest.mark.slow  # a process of its own, for two logical CPUs
+def test_augment_when_overfitting_switches_a_mirrored_strategys_pipeline():
+    """Two replicas read the switch through the strategy's distributed copy of the Dataset."""
+    code = textwrap.dedent("""
+        import numpy as np, tensorflow as tf, keras
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        two = [tf.config.LogicalDeviceConfiguration()] * 2
+        tf.config.set_logical_device_configuration(cpu, two)
+        from kerasnas import pipelines
+        from kerasnas.callbacks import augment_when_overfitting
+
+        rng = np.random.default_rng(0)
+        x, y = rng.random((64, 8, 8, 1)).astype("float32"), rng.integers(0, 3, 64)
+        dataset, callback = augment_when_overfitting(
+            pipelines.array_dataset(x, y, batch_size=16), ratio=1.001
+        )
+        strategy = tf.distribute.MirroredStrategy(["CPU:0", "CPU:1"])
+        with strategy.scope():
+            model = keras.Sequential([
+                keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                keras.layers.Dense(64, activation="relu"), keras.layers.Dense(3, "softmax"),
+            ])
+            model.compile("adam", "sparse_categorical_crossentropy")
+        # Validated on its own images under other labels: it overfits at once.
+        model.fit(dataset, validation_data=(x, np.roll(y, 7)), epochs=6, callbacks=[callback],
+                  verbose=0)
+        sums = lambda: np.sort(np.concatenate([b[0].numpy().sum((1, 2, 3)) for b in dataset]))
+        assert callback.augmented_after in (1, 2, 3), callback.augmented_after
+        assert not np.allclose(sums(), sums())  # the switch is on: every pass differs
+        print("ok")
+    """)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
