@@ -266,7 +266,6 @@ class MorphismTuner(keras_tuner.Tuner):
         else:
             fit_kwargs.setdefault("batch_size", self.batch_size)
         fit_kwargs.setdefault("epochs", self.max_epochs)
-        x, augmenting = self._augmented_when_overfitting(trial, x, plan, trial_deadline)
         try:
             model = self._build_and_compile(trial, plan)
         except (MemoryError, tf.errors.ResourceExhaustedError) as e:
@@ -277,6 +276,8 @@ class MorphismTuner(keras_tuner.Tuner):
             raise errors.FailedTrialError(
                 f"Building trial {trial.trial_id}'s model failed: {e.__class__.__name__}: {e}"
             ) from e
+        # After the build: it clears the Keras session, and the switch is a new variable.
+        x, augmenting = self._augmented_when_overfitting(trial, x, plan, trial_deadline)
         try:
             timer = EpochTimer(clock=self.clock)
             saver = _SaveBestWeights(objective, self.checkpoint_path(trial.trial_id))
