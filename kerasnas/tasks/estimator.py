@@ -405,16 +405,7 @@ class ImageTask:
         batch_size = batch_size or int(min(128, max(16, train.count // 20)))
 
         searcher_args = dict(self.searcher_args or {})
-        if self.augment:  # every trial trains on augmented images already
-            if searcher_args.get("overfit_ratio", "auto") not in ("auto", None):
-                raise ValueError(
-                    "Expected no `overfit_ratio` in `searcher_args` with `augment=True`: "
-                    "every trial trains on augmented images, so the refinement has none to "
-                    "turn to. Received: searcher_args="
-                    f"{self.searcher_args!r}. Pass augment=False to augment only the "
-                    "refinement once it overfits."
-                )
-            searcher_args["overfit_ratio"] = None
+        searcher_args["overfit_ratio"] = self._overfit_ratio()
         oracle = NetworkMorphismOracle(
             search_shape,
             self._num_outputs(),
@@ -623,15 +614,21 @@ class ImageTask:
         )
 
     def _overfit_ratio(self):
-        """The refinement's `overfit_ratio` (see `NetworkMorphismOracle`); None with
-        `augment=True`, whose every epoch is augmented already."""
+        """The refinement's and `final_fit`'s `overfit_ratio` (see `NetworkMorphismOracle`);
+        None with `augment=True`, whose every epoch is augmented already."""
         from kerasnas.oracle.network_morphism import check_overfit_ratio
 
-        if self.augment:
-            return None
-        return check_overfit_ratio(
-            (self.searcher_args or {}).get("overfit_ratio", "auto"), self.task
-        )
+        given = (self.searcher_args or {}).get("overfit_ratio", "auto")
+        if not self.augment:
+            return check_overfit_ratio(given, self.task)
+        if given not in ("auto", None):
+            raise ValueError(
+                "Expected no `overfit_ratio` in `searcher_args` with `augment=True`: "
+                "every trial trains on augmented images, so the refinement has none to "
+                f"turn to. Received: searcher_args={self.searcher_args!r}. Pass "
+                "augment=False to augment only the refinement once it overfits."
+            )
+        return None
 
     def _fresh_model(self):
         """The chosen model's architecture (the ensemble's, if any) with fresh weights."""
