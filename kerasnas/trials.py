@@ -36,7 +36,7 @@ TIMING_METRICS = (TRAIN_SECONDS, EPOCH_SECONDS, SETUP_SECONDS, EPOCHS)
 # The best epoch's validation loss, when the objective is another metric: of trials that
 # tie on the objective, the one with the lower loss ranks first.
 TIE_VAL_LOSS = "tie_val_loss"
-# Reported only by a trial that switched augmentation on (see `TrialPlan.overfit_ratio`).
+# Reported only by a trial that trained on augmented images (see `TrialPlan`).
 AUGMENTED_AFTER = "augmented_after"  # whole epochs trained before augmentation began
 
 TRIAL_FILE = "trial.json"  # KerasTuner's record of a trial, in its trial folder
@@ -56,13 +56,23 @@ class TrialPlan:
         overfit_ratio: the trial trains on augmented images (random shifts and zooms) from
             the first epoch after which its validation loss exceeds `overfit_ratio` times
             its training loss; None never. Defaults to None.
+        augment: the trial trains on augmented images from its first epoch. Defaults
+            to False.
     """
 
-    def __init__(self, seconds=None, patience=None, learning_rate_scale=1.0, overfit_ratio=None):
+    def __init__(
+        self,
+        seconds=None,
+        patience=None,
+        learning_rate_scale=1.0,
+        overfit_ratio=None,
+        augment=False,
+    ):
         self.seconds = None if seconds is None else float(seconds)
         self.patience = None if patience is None else int(patience)
         self.learning_rate_scale = float(learning_rate_scale)
         self.overfit_ratio = None if overfit_ratio is None else float(overfit_ratio)
+        self.augment = bool(augment)
 
     def get_config(self):
         return {
@@ -70,6 +80,7 @@ class TrialPlan:
             "patience": self.patience,
             "learning_rate_scale": self.learning_rate_scale,
             "overfit_ratio": self.overfit_ratio,
+            "augment": self.augment,
         }
 
     @classmethod

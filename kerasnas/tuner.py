@@ -95,8 +95,10 @@ class MorphismTuner(keras_tuner.Tuner):
     refinement (the best architecture proposed again at the end of the
     search) trains on from its parent's weights (at half the rate once they
     have trained for an epoch), for all the time left, without early stopping.
-    A trial whose plan has an `overfit_ratio` (the oracle gives it to the
-    refinement) trains on randomly shifted and zoomed images from the first
+    A trial whose plan says `augment` (the oracle's choice for a budget of
+    many epochs) trains on randomly shifted and zoomed images throughout. A
+    trial whose plan has an `overfit_ratio` (the oracle gives it to the
+    refinement otherwise) trains on such images from the first
     epoch after which its validation loss exceeds that many times its
     training loss, if that comes in the first half of its training
     (`kerasnas.callbacks.AugmentWhenOverfitting`); that needs
@@ -277,7 +279,7 @@ class MorphismTuner(keras_tuner.Tuner):
                 f"Building trial {trial.trial_id}'s model failed: {e.__class__.__name__}: {e}"
             ) from e
         # After the build: it clears the Keras session, and the switch is a new variable.
-        x, augmenting = self._augmented_when_overfitting(trial, x, plan, trial_deadline)
+        x, augmenting, from_start = self._augmented(trial, x, plan, trial_deadline)
         try:
             timer = EpochTimer(clock=self.clock)
             saver = _SaveBestWeights(objective, self.checkpoint_path(trial.trial_id))
@@ -337,28 +339,36 @@ class MorphismTuner(keras_tuner.Tuner):
         }
         if saver.best_val_loss is not None:
             found[TIE_VAL_LOSS] = saver.best_val_loss
-        if augmenting and augmenting.augmented_after is not None:
+        if from_start:
+            found[AUGMENTED_AFTER] = 0
+        elif augmenting and augmenting.augmented_after is not None:
             found[AUGMENTED_AFTER] = augmenting.augmented_after
         return found
 
-    def _augmented_when_overfitting(self, trial, x, plan, deadline):
-        """`(x, callback)`: the training Dataset with augmentation the callback switches on
-        once validation shows overfitting (the plan's `overfit_ratio`) in the first half of
-        the trial (to `deadline`, or by epochs), or `(x, None)`."""
-        if plan.overfit_ratio is None:
-            return x, None
-        found = augment_when_overfitting(
-            x, ratio=plan.overfit_ratio, deadline=deadline, clock=self.clock
-        )
+    def _augmented(self, trial, x, plan, deadline):
+        """`(x, callback, from_start)`: the training Dataset, augmented from the first epoch
+        (the plan's `augment`), or once the callback sees overfitting (its `overfit_ratio`)
+        in the first half of the trial (to `deadline`, or by epochs); else `(x, None, False)`."""
+        if not plan.augment and plan.overfit_ratio is None:
+            return x, None, False
+        if plan.augment:
+            on = tf.constant(True)
+            augmented = pipelines.augmented_while(x, on) if isinstance(x, tf.data.Dataset) else None
+            found = None if augmented is None else (augmented, None, True)
+        else:
+            found = augment_when_overfitting(
+                x, ratio=plan.overfit_ratio, deadline=deadline, clock=self.clock
+            )
+            found = None if found is None else (*found, False)
         if found is None:
             logger.warning(
-                "Trial %s will not turn to augmented images if it overfits: that needs the "
-                "training data as arrays (without `validation_split`) or as a Dataset of "
-                "(N, H, W, C) image batches, alone or first in a tuple; got %s.",
+                "Trial %s will not train on augmented images: that needs the training data "
+                "as arrays (without `validation_split`) or as a Dataset of (N, H, W, C) "
+                "image batches, alone or first in a tuple; got %s.",
                 trial.trial_id,
                 getattr(x, "element_spec", type(x).__name__),
             )
-            return x, None
+            return x, None, False
         return found
 
     def _as_datasets(self, x, y, validation_data, fit_kwargs):

@@ -8,13 +8,17 @@ from kerasnas import trials
 
 
 def test_a_plan_round_trips_through_its_config():
-    plan = trials.TrialPlan(12.5, None, 0.5, overfit_ratio=2.0)
-    assert trials.TrialPlan.from_config(json.loads(json.dumps(plan.get_config()))) == plan
+    for plan in (
+        trials.TrialPlan(12.5, None, 0.5, overfit_ratio=2.0),
+        trials.TrialPlan(12.5, 3, augment=True),
+    ):
+        assert trials.TrialPlan.from_config(json.loads(json.dumps(plan.get_config()))) == plan
 
 
 def test_a_plan_from_an_older_run_never_augments():
     older = {"seconds": 30.0, "patience": 3, "learning_rate_scale": 1.0}
-    assert trials.TrialPlan.from_config(older).overfit_ratio is None
+    plan = trials.TrialPlan.from_config(older)
+    assert plan.overfit_ratio is None and plan.augment is False
 
 
 def test_a_plan_from_a_newer_kerasnas_is_read_without_what_it_adds():

@@ -186,6 +186,29 @@ def test_a_refinement_that_overfits_trains_on_augmented_images_from_then_on(tmp_
     )
 
 
+def image_sums(dataset):
+    """Each training image's sum over one pass, sorted (the pass's order is shuffled)."""
+    return np.sort(np.concatenate([np.sum(batch[0], axis=(1, 2, 3)) for batch in dataset]))
+
+
+@pytest.mark.slow
+def test_a_search_that_augments_trains_every_trial_on_augmented_images(tmp_path, keras_fits):
+    keras.utils.set_random_seed(0)
+    x, y = quadrant_data(64, 0)
+    tuner = make_tuner(tmp_path, max_trials=2, initial_graphs=[small_cnn()], search=False)
+    tuner.oracle.augment = True  # as the oracle decides when the budget holds many epochs
+    x_val, y_val = quadrant_data(32, 1)
+    tuner.search(x, y, validation_data=(x_val, y_val))
+    done = [tuner.oracle.trials[i] for i in sorted(tuner.oracle.trials)]
+    assert [trials.is_refinement(t) for t in done] == [False, True]
+    assert [trials.metric(t, trials.AUGMENTED_AFTER) for t in done] == [0, 0]
+    assert len(keras_fits) == 2
+    for data, validation, callbacks in keras_fits:
+        assert not any(isinstance(c, AugmentWhenOverfitting) for c in callbacks)
+        assert not np.allclose(image_sums(data), image_sums(data))  # every pass shifts
+        assert np.allclose(image_sums(validation), image_sums(validation))  # never these
+
+
 @pytest.mark.slow
 def test_user_callbacks_are_copied_for_each_trial(tmp_path):
     history = keras.callbacks.History()
