@@ -19,6 +19,7 @@ import tensorflow as tf
 from conftest import quadrant_images
 
 import kerasnas
+from kerasnas import trials
 from kerasnas.tasks.run_dir import DirectoryLock as _DirectoryLock
 
 NAMES = np.array(["left", "right", "bottom"])
@@ -230,6 +231,7 @@ import sys, numpy as np
 sys.path.insert(0, {tests!r})
 from conftest import quadrant_images
 import kerasnas
+from kerasnas import trials
 x, y = quadrant_images(600, 6)
 clf = kerasnas.ImageClassifier(directory={directory!r}, seed=0, verbose=True)
 clf.fit(x, y, time_limit=300, epochs=3)
@@ -358,17 +360,28 @@ def image_sums(dataset):
 
 
 @pytest.mark.parametrize(
-    "settings, watched",
-    [({}, True), ({"searcher_args": {"overfit_ratio": None}}, False), ({"augment": True}, False)],
+    "settings, search_augmented, watched",
+    [
+        ({}, False, True),
+        ({"searcher_args": {"overfit_ratio": None}}, False, False),
+        ({"augment": True}, False, False),
+        ({}, True, False),
+    ],
 )
-def test_final_fit_augments_as_the_search_did(run_copy, keras_fits, settings, watched):
+def test_final_fit_augments_as_the_search_did(
+    run_copy, keras_fits, settings, search_augmented, watched
+):
     """By default once it overfits (as `fit`'s refinement), never with the ratio None,
-    and throughout with `augment=True`."""
+    and throughout with `augment=True` or when the search's best trial trained so."""
     from kerasnas.callbacks import AugmentWhenOverfitting
 
     clf = kerasnas.load(run_copy[1])
     for name, value in settings.items():
         setattr(clf, name, value)
+    best = clf.trials_[clf.best_trial_id_]
+    plan = trials.plan_of(best) or trials.TrialPlan()
+    plan.augment = search_augmented
+    best.hyperparameters.values[trials.PLAN] = json.dumps(plan.get_config())
     x, y = quadrant_images(40, 15)
     clf.final_fit(x, NAMES[y], epochs=1, batch_size=16)
     ((data, _, callbacks),) = keras_fits
@@ -378,7 +391,7 @@ def test_final_fit_augments_as_the_search_did(run_copy, keras_fits, settings, wa
         assert watch[0].ratio == 2.0 and watch[0].augmented_after is None
         np.testing.assert_allclose(image_sums(data), image_sums(data))  # off: as they are
         watch[0].switch.assign(True)
-    augmented = watched or settings.get("augment", False)
+    augmented = watched or settings.get("augment", False) or search_augmented
     assert np.allclose(image_sums(data), image_sums(data)) != augmented
 
 

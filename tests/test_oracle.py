@@ -13,6 +13,7 @@ from kerasnas import trials
 from kerasnas.graph import generators
 from kerasnas.oracle import NetworkMorphismOracle
 from kerasnas.oracle.network_morphism import (
+    AUGMENT_EPOCHS,
     CHILD_EPOCHS,
     CHILD_OVERHEADS,
     DEFAULT_WIDTH,
@@ -232,6 +233,8 @@ def test_max_model_size_below_every_initial_architecture_is_an_error(tmp_path):
         ({"trial_share": 0}, "trial_share.*> 0"),
         ({"overfit_ratio": 1.0}, "overfit_ratio.*> 1"),
         ({"overfit_ratio": "always"}, "overfit_ratio.*'auto', None or a number"),
+        ({"augment_epochs": 0}, "augment_epochs.*> 0"),
+        ({"augment_epochs": "long"}, "augment_epochs.*'auto', None or a number above 0"),
     ],
 )
 def test_bad_arguments_name_themselves(tmp_path, kwargs, match):
@@ -490,9 +493,68 @@ def test_the_first_architecture_is_sized_to_the_machine_and_budget(tmp_path, clo
     widths = {
         w: generators.initial_graphs(SHAPE, 3, width=w / DEFAULT_WIDTH)[0] for w in FIRST_WIDTHS
     }
-    fits = [w for w, g in widths.items() if SIZE_EPOCHS * oracle.epoch_seconds(g) + 0.5 <= budget]
-    # The widest of which SIZE_EPOCHS epochs fit (the narrowest if none does).
+    room = budget - 0.5  # the probe's overhead
+    # The widest of which max(SIZE_EPOCHS, sqrt(m)) epochs fit, m being how many of the
+    # narrowest's fit (the narrowest if none does).
+    epochs = max(SIZE_EPOCHS, np.sqrt(room / oracle.epoch_seconds(widths[FIRST_WIDTHS[0]])))
+    fits = [w for w, g in widths.items() if epochs * oracle.epoch_seconds(g) <= room]
     assert first_width(first) == (max(fits) if fits else FIRST_WIDTHS[0])
+
+
+def test_a_longer_budget_buys_more_epochs_of_the_first_architecture(tmp_path, clock):
+    epochs = []
+    for budget in (30.0, 3000.0, 300000.0):
+        oracle = make_oracle(tmp_path / str(budget), clock=clock)
+        oracle.set_deadline(clock() + budget)
+        oracle.set_probe(oracle.probe_graphs()[0], epoch_seconds=0.5)
+        first = trials.graph_of(oracle.create_trial("tuner0"))
+        epochs.append(budget / oracle.epoch_seconds(first))
+    assert SIZE_EPOCHS <= epochs[0] < epochs[1] < epochs[2]
+
+
+@pytest.mark.parametrize(
+    "budget, kwargs, augment",
+    [
+        (3000.0, {}, True),  # many epochs of the first architecture fit
+        (0.5, {}, False),  # a few
+        (3000.0, {"augment_epochs": None}, False),
+        (3000.0, {"task": "regression"}, False),  # a shift may change the target
+        (3000.0, {"task": "regression", "augment_epochs": 4}, True),
+    ],
+)
+def test_every_trial_augments_when_the_budget_holds_many_epochs(
+    tmp_path, clock, budget, kwargs, augment
+):
+    oracle = make_oracle(tmp_path, clock=clock, **kwargs)
+    oracle.set_deadline(clock() + budget)
+    oracle.set_probe(oracle.probe_graphs()[0], epoch_seconds=0.5)
+    first = oracle.create_trial("tuner0")
+    graph = trials.graph_of(first)
+    if not kwargs:
+        assert oracle.augment_epochs == AUGMENT_EPOCHS
+    epochs = (budget - oracle.overhead_seconds()) / oracle.epoch_seconds(graph)
+    assert (epochs >= (oracle.augment_epochs or np.inf)) is augment
+    assert oracle.augment is augment
+    assert trials.plan_of(first).augment is augment
+    assert oracle.plan(graph, child=True).augment is augment
+    refine = oracle.plan(graph, refine=True)
+    assert refine.augment is augment
+    # Augmented throughout, the refinement has nothing to turn to once it overfits.
+    assert (refine.overfit_ratio is None) is (augment or kwargs.get("task") == "regression")
+    oracle.save()
+    reloaded = make_oracle(tmp_path, clock=clock, **kwargs)
+    reloaded.reload()
+    clock.advance(budget - 1)  # now nothing would fit: the decision stands
+    assert reloaded.augment is augment and reloaded.plan(graph).augment is augment
+
+
+def test_without_a_deadline_or_a_timing_the_search_does_not_augment(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock)
+    assert trials.plan_of(oracle.create_trial("tuner0")).augment is False
+    assert oracle.augment is False
+    timed_later = make_oracle(tmp_path / "no_probe", clock=clock)
+    timed_later.set_deadline(clock() + 3000)  # but nothing timed: the epoch is unknown
+    assert trials.plan_of(timed_later.create_trial("tuner0")).augment is False
 
 
 def test_sizing_grows_with_the_budget_and_survives_resume(tmp_path, clock):

@@ -405,7 +405,7 @@ class ImageTask:
         batch_size = batch_size or int(min(128, max(16, train.count // 20)))
 
         searcher_args = dict(self.searcher_args or {})
-        searcher_args["overfit_ratio"] = self._overfit_ratio()
+        searcher_args.update(self._augmentation_args())
         oracle = NetworkMorphismOracle(
             search_shape,
             self._num_outputs(),
@@ -613,22 +613,36 @@ class ImageTask:
             model, run_dir.checkpoint_path(self.project_dir, trial.trial_id), fix
         )
 
-    def _overfit_ratio(self):
-        """The refinement's and `final_fit`'s `overfit_ratio` (see `NetworkMorphismOracle`);
-        None with `augment=True`, whose every epoch is augmented already."""
-        from kerasnas.oracle.network_morphism import check_overfit_ratio
+    def _augmentation_args(self):
+        """The oracle's `overfit_ratio` (also `final_fit`'s) and `augment_epochs` (see
+        `NetworkMorphismOracle`); None both with `augment=True`, whose every epoch is
+        augmented already."""
+        from kerasnas.oracle.network_morphism import check_augment_epochs, check_overfit_ratio
 
-        given = (self.searcher_args or {}).get("overfit_ratio", "auto")
+        given = self.searcher_args or {}
         if not self.augment:
-            return check_overfit_ratio(given, self.task)
-        if given not in ("auto", None):
-            raise ValueError(
-                "Expected no `overfit_ratio` in `searcher_args` with `augment=True`: "
-                "every trial trains on augmented images, so the refinement has none to "
-                f"turn to. Received: searcher_args={self.searcher_args!r}. Pass "
-                "augment=False to augment only the refinement once it overfits."
-            )
-        return None
+            return {
+                "overfit_ratio": check_overfit_ratio(given.get("overfit_ratio", "auto"), self.task),
+                "augment_epochs": check_augment_epochs(
+                    given.get("augment_epochs", "auto"), self.task
+                ),
+            }
+        for name in ("overfit_ratio", "augment_epochs"):
+            if given.get(name, "auto") not in ("auto", None):
+                raise ValueError(
+                    f"Expected no `{name}` in `searcher_args` with `augment=True`: every "
+                    "trial trains on augmented images, so the search has none to turn to. "
+                    f"Received: searcher_args={self.searcher_args!r}. Pass augment=False "
+                    "to let the search decide when to augment."
+                )
+        return {"overfit_ratio": None, "augment_epochs": None}
+
+    def _searched_augmented(self):
+        """Whether the chosen model's trial trained on augmented images from its start
+        (the search's choice, see `augment_epochs`)."""
+        trial = (getattr(self, "trials_", None) or {}).get(self.best_trial_id_)
+        plan = trials.plan_of(trial) if trial is not None else None
+        return bool(plan is not None and plan.augment)
 
     def _fresh_model(self):
         """The chosen model's architecture (the ensemble's, if any) with fresh weights."""
@@ -784,8 +798,10 @@ class ImageTask:
     ):
         """Trains the best architecture longer, on all the training data.
 
-        With `augment=True` every epoch trains on randomly shifted and zoomed
-        images, as the search's trials did. Otherwise, as in `fit`'s refinement,
+        With `augment=True`, or when the search trained on augmented images
+        (its budget held `augment_epochs` epochs of the first architecture),
+        every epoch trains on randomly shifted and zoomed images, as the
+        search's trials did. Otherwise, as in `fit`'s refinement,
         the epochs after the first one whose validation loss exceeds
         `overfit_ratio` times its training loss do (if that comes in the first
         half of the training; `searcher_args={"overfit_ratio": None}` never,
@@ -865,8 +881,11 @@ class ImageTask:
         deadline = None
         if time_limit is not None:
             deadline = start + time_limit - min(3.0, 0.05 * time_limit)
-        args, kwargs = self._training_feed(train, encoded, weights, per_class, batch_size)
-        ratio = self._overfit_ratio()
+        augment = self.augment or self._searched_augmented()
+        args, kwargs = self._training_feed(
+            train, encoded, weights, per_class, batch_size, augment=augment
+        )
+        ratio = None if augment else self._augmentation_args()["overfit_ratio"]
         if ratio is not None:
             found = augment_when_overfitting(args[0], ratio=ratio, deadline=deadline)
             if found is not None:  # (a Dataset of image batches always)

@@ -24,9 +24,11 @@ _ARGS = """
             notebook; 2 also a line per epoch, never a bar. True means 1.
             Defaults to 1.
         augment: random shifts and zooms in every trial's training and in
-            `final_fit`. Defaults to False (a classifier's refinement and
-            `final_fit` still turn to them once validation shows them
-            overfitting; `searcher_args={{"overfit_ratio": None}}` stops that).
+            `final_fit`. Defaults to False (a classifier's search still trains
+            every trial on them when its budget holds eight epochs of the first
+            architecture, `searcher_args={{"augment_epochs": None}}` stops
+            that; otherwise its refinement and `final_fit` turn to them once
+            validation shows them overfitting, `{{"overfit_ratio": None}}`).
         resize_shape: `(height, width)` to resize images to. Defaults to None
             (numpy and Dataset images as they are; a folder's most common size).
         max_model_size: most parameters an architecture may have. Defaults to None.
