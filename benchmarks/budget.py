@@ -9,7 +9,7 @@ Budgets are stated in E, the seconds one epoch of the plain Keras convnet (the
 `cnn` system of `benchmarks/mnist.py`: 90% of the training images, batch 128)
 takes on the machine at hand, so that a budget means the same on a laptop, a
 Colab GPU or a slow 2-core VM. E is timed first, in its own process: the median
-of epochs 2-4 (the first traces the graph; on a shared VM one epoch in a few
+of epochs 2-6 (the first traces the graph; one epoch in a few
 can stall for ten seconds). `--e-seconds` reuses an E timed before, so that
 seeds run apart share their budgets. Plain seconds (`600`) are accepted too.
 
@@ -114,8 +114,10 @@ def _fit_convnet(x, y, callbacks, epochs):
 
 
 def time_epoch(dataset, seed):
-    """E: the median seconds of the convnet's epochs 2-4 (the first also traces the graph;
-    the median, because a shared machine now and then stalls for seconds)."""
+    """E: the median seconds of the convnet's epochs 2-6 (the first also traces the graph;
+    the median, because epochs stall now and then for seconds: Keras' tf.data iterator
+    waits on its autotuning thread, see `kerasnas.pipelines`; two of epochs 2-4 once
+    took 20 s against 10.5-12 s)."""
     import keras
 
     from kerasnas.callbacks import EpochTimer
@@ -123,7 +125,7 @@ def time_epoch(dataset, seed):
     (x, y), _ = load(dataset)
     keras.utils.set_random_seed(seed)
     timer = EpochTimer()
-    _fit_convnet(x, y, [timer], epochs=4)
+    _fit_convnet(x, y, [timer], epochs=6)
     return {
         "E_seconds": round(statistics.median(timer.epoch_seconds[1:]), 2),
         "E_epochs": [round(s, 2) for s in timer.epoch_seconds],
