@@ -354,6 +354,20 @@ def test_a_small_budget_skips_initial_architectures_and_refines_early(tmp_path, 
     assert trials.plan_of(trial).learning_rate_scale == 0.5  # two epochs learned: half rate
 
 
+@pytest.mark.parametrize("augment", [False, True])
+def test_an_augmented_search_keeps_its_epochs_for_the_refinement(tmp_path, clock, augment):
+    oracle = make_oracle(tmp_path, refine_share=1e-4, clock=clock)  # the share rule stays off
+    first = run(oracle, 1)[0]
+    oracle.augment = augment  # as decided for a budget of many epochs
+    epoch = trials.graph_of(first).flops() * 1e-6
+    oracle.set_deadline(clock() + (AUGMENT_EPOCHS - 0.5) * epoch, budget=1000)
+    trial = oracle.create_trial("tuner0")
+    # Augmented, the refinement starts while AUGMENT_EPOCHS epochs fit; else the search
+    # goes on until REFINE_EPOCHS do.
+    assert trials.is_refinement(trial) is augment
+    assert trials.plan_of(trial).augment is augment
+
+
 def test_refinement_waits_for_the_last_stretch_and_can_be_turned_off(tmp_path, clock):
     early = make_oracle(tmp_path / "early", clock=clock)
     run(early, 3)
