@@ -678,13 +678,32 @@ def test_set_probe_checks_its_timings(tmp_path):
 def test_two_probe_widths_tell_flops_from_activations(tmp_path):
     oracle = make_oracle(tmp_path)
     truth = lambda g: 1e-6 * g.flops() + 1e-4 * g.activations()  # noqa: E731
-    probes = oracle.probe_graphs()
-    assert len(probes) == 2 and probes[0].flops() > probes[1].flops()
+    probes = oracle.probe_graphs()[:2]
+    assert probes[0].flops() > probes[1].flops()
     for graph in probes:
         oracle.set_probe(graph, truth(graph), 1.0)
     middle = generators.initial_graphs(SHAPE, 3, width=0.5)[0]
     assert oracle.epoch_seconds(middle) == pytest.approx(truth(middle), rel=1e-3)
     assert oracle.overhead_seconds() == pytest.approx(1.0)
+
+
+def test_the_widest_first_architecture_is_timed_not_extrapolated(tmp_path):
+    oracle = make_oracle(tmp_path)
+    probes = oracle.probe_graphs()
+    widths = [DEFAULT_WIDTH, FIRST_WIDTHS[0], FIRST_WIDTHS[-1]]
+    assert [g.architecture_key() for g in probes] == [
+        oracle._default_graphs(w)[0].architecture_key() for w in widths
+    ]
+    # A fixed cost per epoch besides FLOPs and activations, which two timings cannot tell.
+    truth = lambda g: 1e-6 * g.flops() + 1e-4 * g.activations() + 2.0  # noqa: E731
+    default, narrowest, widest = probes
+    oracle.set_probe(default, truth(default))
+    oracle.set_probe(narrowest, truth(narrowest))
+    assert oracle.epoch_seconds(widest) != pytest.approx(truth(widest), rel=0.05)
+    oracle.set_probe(widest, truth(widest))
+    middle = generators.initial_graphs(SHAPE, 3, width=0.5)[0]
+    for graph in (widest, middle):
+        assert oracle.epoch_seconds(graph) == pytest.approx(truth(graph), rel=1e-3)
 
 
 def test_a_tie_on_the_objective_goes_to_the_lower_validation_loss(tmp_path):
