@@ -354,9 +354,14 @@ def test_a_small_budget_skips_initial_architectures_and_refines_early(tmp_path, 
     assert trials.plan_of(trial).learning_rate_scale == 0.5  # two epochs learned: half rate
 
 
-@pytest.mark.parametrize("augment", [False, True])
-def test_an_augmented_search_keeps_its_epochs_for_the_refinement(tmp_path, clock, augment):
-    oracle = make_oracle(tmp_path, refine_share=1e-4, clock=clock)  # the share rule stays off
+@pytest.mark.parametrize("augment, augment_epochs", [(False, "auto"), (True, "auto"), (True, None)])
+def test_an_augmented_search_keeps_its_epochs_for_the_refinement(
+    tmp_path, clock, augment, augment_epochs
+):
+    # None: resumed with `augment_epochs=None` after the search decided to augment.
+    oracle = make_oracle(
+        tmp_path, refine_share=1e-4, augment_epochs=augment_epochs, clock=clock
+    )  # the share rule stays off
     first = run(oracle, 1)[0]
     oracle.augment = augment  # as decided for a budget of many epochs
     epoch = trials.graph_of(first).flops() * 1e-6

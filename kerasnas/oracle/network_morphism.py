@@ -455,7 +455,9 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         epochs_left = self._epochs_left(graph)
         last_stretch = self.clock() >= self.deadline - self.refine_share * self.budget
         # Augmented training pays over many epochs: keep that many for the refinement.
-        refine_epochs = max(REFINE_EPOCHS, self.augment_epochs) if self.augment else REFINE_EPOCHS
+        # (A search resumed with `augment_epochs=None` keeps its decision, not the epochs.)
+        kept = max(REFINE_EPOCHS, self.augment_epochs or AUGMENT_EPOCHS)
+        refine_epochs = kept if self.augment else REFINE_EPOCHS
         if epochs_left < 2 or not (last_stretch or epochs_left <= refine_epochs):
             return None
         refined = {trials.parent_of(t) for t in self._searched() if trials.is_refinement(t)}
