@@ -352,24 +352,24 @@ class MorphismTuner(keras_tuner.Tuner):
         if not plan.augment and plan.overfit_ratio is None:
             return x, None, False
         if plan.augment:
-            on = tf.constant(True)
-            augmented = pipelines.augmented_while(x, on) if isinstance(x, tf.data.Dataset) else None
-            found = None if augmented is None else (augmented, None, True)
+            if isinstance(x, tf.data.Dataset):
+                augmented = pipelines.augmented_while(x, tf.constant(True))
+                if augmented is not None:
+                    return augmented, None, True
         else:
             found = augment_when_overfitting(
                 x, ratio=plan.overfit_ratio, deadline=deadline, clock=self.clock
             )
-            found = None if found is None else (*found, False)
-        if found is None:
-            logger.warning(
-                "Trial %s will not train on augmented images: that needs the training data "
-                "as arrays (without `validation_split`) or as a Dataset of (N, H, W, C) "
-                "image batches, alone or first in a tuple; got %s.",
-                trial.trial_id,
-                getattr(x, "element_spec", type(x).__name__),
-            )
-            return x, None, False
-        return found
+            if found is not None:
+                return (*found, False)
+        logger.warning(
+            "Trial %s will not train on augmented images: that needs the training data "
+            "as arrays (without `validation_split`) or as a Dataset of (N, H, W, C) "
+            "image batches, alone or first in a tuple; got %s.",
+            trial.trial_id,
+            getattr(x, "element_spec", type(x).__name__),
+        )
+        return x, None, False
 
     def _as_datasets(self, x, y, validation_data, fit_kwargs):
         """numpy arrays as untuned Datasets of batches, as Keras would batch them (see
