@@ -193,7 +193,7 @@ def test_the_seed_notebooks_calls(tmp_path, keras_fits):
     x_train, y_train = quadrant_images(200, 3)
     x_test, y_test = quadrant_images(60, 4)
     clf = kerasnas.ImageClassifier(path=str(tmp_path), verbose=True, augment=False)
-    clf.fit(x_train, y_train, time_limit=30)
+    clf.fit(x_train, y_train, time_limit=20)
     clf.final_fit(x_train, y_train, x_test, y_test, retrain=True)
     trainings = [  # the trials and final_fit; the probe's timings have no EarlyStopping
         callbacks
