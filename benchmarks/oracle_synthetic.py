@@ -1,6 +1,6 @@
 """NetworkMorphismOracle against random morphism search on an analytic objective.
 
-The simulator lives in `tests/oracle_simulator.py` (the tests run it small).
+The simulator lives in `kerasnas.testing` (the tests run it small).
 
 Usage: python benchmarks/oracle_synthetic.py [--seeds 5] [--budget 1500] [--timing]
 
@@ -19,14 +19,10 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import tempfile
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from oracle_simulator import (  # noqa: E402
+from kerasnas.testing import (
     PEAK_DEPTH,
     PEAK_FLOPS,
     OracleSearch,

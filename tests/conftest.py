@@ -8,12 +8,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np
 import pytest
-from fakes import FakeClock, quadrant_images  # noqa: F401  (tests import it from here)
 
 from kerasnas.graph import generators
-
-# Input shapes the property tests cover: digits, MNIST, CIFAR-like.
-SHAPES = [(8, 8, 1), (28, 28, 1), (32, 32, 3)]
+from kerasnas.testing import FakeClock, quadrant_images, randomize_batchnorm
 
 
 def pytest_collection_modifyitems(items):
@@ -35,21 +32,6 @@ def seed():
 def clock():
     """A `FakeClock`: budget logic under test sees only the time the test gives it."""
     return FakeClock()
-
-
-def randomize_batchnorm(model, rng):
-    """Gives every BatchNormalization layer clearly non-trivial parameters and statistics."""
-    for layer in model.layers:
-        if layer.__class__.__name__ == "BatchNormalization":
-            gamma, beta, mean, var = layer.get_weights()
-            layer.set_weights(
-                [
-                    rng.uniform(0.5, 1.5, gamma.shape).astype("float32"),
-                    rng.normal(0, 0.5, beta.shape).astype("float32"),
-                    rng.normal(0, 0.5, mean.shape).astype("float32"),
-                    rng.uniform(0.5, 2.0, var.shape).astype("float32"),
-                ]
-            )
 
 
 @pytest.fixture(scope="session")

@@ -14,9 +14,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras
-from conftest import quadrant_images
 
 from kerasnas.oracle import NetworkMorphismOracle
+from kerasnas.testing import quadrant_images
 from kerasnas.tuner import MorphismTuner
 
 MAX_TRIALS = 6

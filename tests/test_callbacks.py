@@ -10,7 +10,6 @@ import textwrap
 import keras
 import numpy as np
 import pytest
-from fakes import ticking
 
 from kerasnas.callbacks import (
     AugmentWhenOverfitting,
@@ -20,6 +19,7 @@ from kerasnas.callbacks import (
     TimeCosineDecay,
     augment_when_overfitting,
 )
+from kerasnas.testing import ticking
 
 
 def tiny_model():

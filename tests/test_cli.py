@@ -8,10 +8,10 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import quadrant_images
 from PIL import Image
 
 from kerasnas.cli import parse_duration
+from kerasnas.testing import quadrant_images
 
 KERASNAS = shutil.which("kerasnas")
 pytestmark = pytest.mark.skipif(KERASNAS is None, reason="the package is not installed")

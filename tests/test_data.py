@@ -9,12 +9,12 @@ import textwrap
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import quadrant_images
 from PIL import Image
 
 import kerasnas
 from kerasnas.graph import generators
 from kerasnas.tasks import data, feeds
+from kerasnas.testing import quadrant_images
 
 NAMES = ["left", "right", "bottom"]
 
@@ -228,7 +228,7 @@ def test_a_search_completes_without_tensorboard(tmp_path):
         import sys
         sys.modules["tensorboard"] = None  # as with tensorflow-cpu, which lacks it
         sys.path.insert(0, {str(__import__("pathlib").Path(__file__).parent)!r})
-        from conftest import quadrant_images
+        from kerasnas.testing import quadrant_images
         import kerasnas
         x, y = quadrant_images(60, 0)
         clf = kerasnas.ImageClassifier(directory={str(tmp_path)!r}, max_trials=1, verbose=0)

@@ -13,13 +13,13 @@ import types
 
 import numpy as np
 import pytest
-from conftest import quadrant_images
 
 import kerasnas
 from kerasnas import files, trials
 from kerasnas.graph import generators
 from kerasnas.tasks import ensemble, feeds
 from kerasnas.tasks.run_dir import checkpoint_path
+from kerasnas.testing import quadrant_images
 
 NAMES = np.array(["left", "right", "bottom"])
 # Three tiny, distinct architectures, best first.

@@ -16,11 +16,11 @@ import warnings
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import quadrant_images
 
 import kerasnas
 from kerasnas import trials
 from kerasnas.tasks.run_dir import DirectoryLock as _DirectoryLock
+from kerasnas.testing import quadrant_images
 
 NAMES = np.array(["left", "right", "bottom"])
 
@@ -229,7 +229,7 @@ def test_fit_keeps_its_time_limit(tmp_path):
 RESUMABLE_FIT = """
 import sys, numpy as np
 sys.path.insert(0, {tests!r})
-from conftest import quadrant_images
+from kerasnas.testing import quadrant_images
 import kerasnas
 from kerasnas import trials
 x, y = quadrant_images(600, 6)

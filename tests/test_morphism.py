@@ -4,9 +4,9 @@ import zlib
 
 import numpy as np
 import pytest
-from conftest import SHAPES
 
 from kerasnas.graph import Graph, generators, morphism, transfer
+from kerasnas.testing import SHAPES
 
 GENERATORS = sorted(generators.GENERATORS)
 SEQUENCES_PER_GENERATOR = 39  # 13 per input shape

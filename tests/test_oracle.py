@@ -7,7 +7,6 @@ import os
 import keras_tuner
 import numpy as np
 import pytest
-from oracle_simulator import compare
 
 from kerasnas import trials
 from kerasnas.graph import generators
@@ -23,6 +22,7 @@ from kerasnas.oracle.network_morphism import (
     REFINE_EPOCHS,
     SIZE_EPOCHS,
 )
+from kerasnas.testing import compare
 from kerasnas.trials import EPOCH_SECONDS
 
 SHAPE = (8, 8, 1)

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import randomize_batchnorm
 
 from kerasnas.graph import Graph, generators, keras_model, morphism, transfer, transfer_weights
+from kerasnas.testing import randomize_batchnorm
 
 
 def random_child(graph, rng, length):

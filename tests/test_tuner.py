@@ -4,13 +4,12 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import quadrant_images
-from fakes import FakeClock, ticking
 
 from kerasnas import pipelines, trials
 from kerasnas.callbacks import AugmentWhenOverfitting
 from kerasnas.graph import generators
 from kerasnas.oracle import NetworkMorphismOracle
+from kerasnas.testing import FakeClock, quadrant_images, ticking
 from kerasnas.tuner import MorphismTuner
 
 

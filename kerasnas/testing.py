@@ -1,0 +1,299 @@
+"""Test doubles for kerasnas and code built on it: a fake clock, tiny images, a simulated search.
+
+What the tests and the benchmarks share lives here, importable as `kerasnas.testing`
+(as `keras.src.testing` holds Keras' own): no test imports `conftest`, and no benchmark
+puts `tests/` on its path.
+
+- `FakeClock`, `ticking`: time that moves only when told, for budget logic.
+- `quadrant_images`: (n, 8, 8) images three classes apart, for tiny searches.
+- `randomize_batchnorm`: non-trivial BatchNormalization statistics, for morphism checks.
+- `OracleSearch`, `RandomMorphismSearch`, `simulate`, `compare`: the oracle against random
+  morphism search on an analytic objective, on a fake clock (no training).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+
+import numpy as np
+
+from kerasnas import trials
+from kerasnas.graph import generators, morphism
+
+# Input shapes the property tests cover: digits, MNIST, CIFAR-like.
+SHAPES = [(8, 8, 1), (28, 28, 1), (32, 32, 3)]
+
+
+class FakeClock:
+    """A `time.time` stand-in: `clock()` returns the time, `advance(s)` moves it on."""
+
+    def __init__(self, start=1_000_000.0):
+        self.now = float(start)
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, seconds):
+        self.now += float(seconds)
+
+
+def ticking(clock, train_batch=0.0, test_batch=0.0, train_begin=0.0):
+    """A Keras callback that advances `clock` by the given seconds per training/validation
+    batch, and by `train_begin` when training begins (as building and tracing take).
+
+    Place it before the callbacks under test, so they see the batch's time.
+    """
+    import keras
+
+    class Tick(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            clock.advance(train_begin)
+
+        def on_train_batch_end(self, batch, logs=None):
+            clock.advance(train_batch)
+
+        def on_test_batch_end(self, batch, logs=None):
+            clock.advance(test_batch)
+
+    return Tick()
+
+
+def quadrant_images(n, seed, dtype="uint8"):
+    """(n, 8, 8) images whose class (0-2) is the brightest of three quadrants, and the classes."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 3, n)
+    x = rng.uniform(0, 0.3, (n, 8, 8))
+    for i, label in enumerate(y):
+        r, c = divmod(int(label), 2)
+        x[i, r * 4 : r * 4 + 4, c * 4 : c * 4 + 4] += 0.7
+    return ((x * 255).astype("uint8") if dtype == "uint8" else x.astype(dtype)), y
+
+
+def randomize_batchnorm(model, rng):
+    """Gives every BatchNormalization layer clearly non-trivial parameters and statistics."""
+    for layer in model.layers:
+        if layer.__class__.__name__ == "BatchNormalization":
+            gamma, beta, mean, var = layer.get_weights()
+            layer.set_weights(
+                [
+                    rng.uniform(0.5, 1.5, gamma.shape).astype("float32"),
+                    rng.normal(0, 0.5, beta.shape).astype("float32"),
+                    rng.normal(0, 0.5, mean.shape).astype("float32"),
+                    rng.uniform(0.5, 2.0, var.shape).astype("float32"),
+                ]
+            )
+
+
+# A simulated search: no training, an architecture's score is an analytic function that
+# peaks at a certain depth and size (plus noise), and training it costs simulated seconds
+# proportional to its FLOPs, on a fake clock.
+
+SHAPE, CLASSES = (28, 28, 1), 10
+PEAK_DEPTH, PEAK_FLOPS = 14, 8e7
+
+
+def true_score(graph):
+    """Peaks at depth 14 and 80 MFLOPs; an architecture's score falls off on either side."""
+    depth_term = 0.004 * abs(graph.depth() - PEAK_DEPTH)
+    size_term = 0.01 * abs(np.log2(graph.flops() / PEAK_FLOPS))
+    return 0.99 - depth_term - size_term
+
+
+def cost_seconds(graph):
+    """Simulated seconds to train: 1 s per MFLOP (the initial graphs cost ~25 s)."""
+    return graph.flops() / 1e6
+
+
+class RandomMorphismSearch:
+    """The baseline: a random trained architecture, then 1 to 5 random morphisms."""
+
+    def __init__(self, seed):
+        self.rng = np.random.default_rng(seed)
+        self.initial = generators.initial_graphs(SHAPE, CLASSES)
+        self.trained, self.seen = [], set()
+
+    def propose(self):
+        if len(self.trained) < len(self.initial):
+            return self.initial[len(self.trained)]
+        for _ in range(100):
+            graph = self.trained[int(self.rng.integers(len(self.trained)))]
+            for _ in range(int(self.rng.integers(1, 6))):
+                graph = morphism.random_morphism(graph, self.rng)
+            if graph.architecture_key() not in self.seen:
+                return graph
+        return None
+
+    def tell(self, graph, score, seconds):
+        self.trained.append(graph)
+        self.seen.add(graph.architecture_key())
+
+
+class OracleSearch:
+    """The oracle, driven through KerasTuner's trial API."""
+
+    def __init__(self, seed, directory, with_deadline=True, **oracle_kwargs):
+        self.clock = FakeClock()
+        from kerasnas.oracle import NetworkMorphismOracle
+
+        self.oracle = NetworkMorphismOracle(
+            SHAPE, CLASSES, seed=seed, clock=self.clock, **oracle_kwargs
+        )
+        self.oracle._set_project_dir(directory, f"oracle_{seed}")
+        self.oracle.verbose = 0
+        self.with_deadline = with_deadline
+        self.trial = None
+
+    def propose(self, remaining=None):
+        if self.with_deadline and remaining is not None:
+            self.oracle.set_deadline(self.clock() + remaining)
+        self.trial = self.oracle.create_trial("tuner0")
+        if self.trial.status != "RUNNING":
+            return None
+        return trials.graph_of(self.trial)
+
+    def tell(self, graph, score, seconds):
+        self.clock.advance(seconds)
+        self.oracle.update_trial(
+            self.trial.trial_id,
+            {"val_accuracy": score, trials.EPOCH_SECONDS: seconds, trials.EPOCHS: 1.0},
+        )
+        self.trial.status = "COMPLETED"
+        self.oracle.end_trial(self.trial)
+
+
+def simulate(searcher, budget, seed):
+    """Runs `searcher` until the simulated budget is spent.
+
+    Returns:
+        `(best true score, simulated seconds when first reached, trials)`.
+    """
+    noise = np.random.default_rng(seed + 1000)
+    spent, best, best_at, count = 0.0, -np.inf, 0.0, 0
+    while spent < budget:
+        if isinstance(searcher, OracleSearch):
+            graph = searcher.propose(remaining=budget - spent)
+        else:
+            graph = searcher.propose()
+        if graph is None:
+            break
+        seconds = cost_seconds(graph)
+        if spent + seconds > budget:
+            break
+        spent += seconds
+        count += 1
+        score = true_score(graph)
+        searcher.tell(graph, score + noise.normal(0, 0.002), seconds)
+        if score > best:
+            best, best_at = score, spent
+    return best, best_at, count
+
+
+def compare(seeds, budget):
+    """`{name: [(best, best_at, trials) per seed]}` for the oracle and random search."""
+    results = {"oracle": [], "random": []}
+    with tempfile.TemporaryDirectory() as directory:
+        for seed in seeds:
+            results["oracle"].append(simulate(OracleSearch(seed, directory), budget, seed))
+            results["random"].append(simulate(RandomMorphismSearch(seed), budget, seed))
+    return results
+
+
+# A recorded search, replayed: fixed per-architecture timings and scores on a fake clock,
+# so that two versions of the oracle can be held to the same decisions.
+REPLAY_SHAPE, REPLAY_CLASSES = (28, 28, 1), 10
+
+
+def replay_epoch_seconds(graph, scale=1.0):
+    """The replay machine's epoch: about 20 s for the 32-filter MNIST CNN at `scale` 1."""
+    return scale * (2.0 + graph.flops() / 2.5e6)
+
+
+def replay_score(graph, epochs):
+    """Validation accuracy after `epochs` of `graph`: better deeper, wider and longer."""
+    depth_term = 0.003 * abs(graph.depth() - 12)
+    size_term = 0.004 * abs(np.log2(max(graph.num_params(), 1) / 4e5))
+    return float(0.99 - depth_term - size_term - 0.03 / (1.0 + epochs))
+
+
+def replay_search(directory, *, budget=None, scale=1.0, trials_at_most=40, seed=1, **kwargs):
+    """Drives a `NetworkMorphismOracle` through a whole search on a `FakeClock`.
+
+    Each trial trains what its plan allows at `replay_epoch_seconds` (plus a fixed
+    overhead), scores `replay_score`, and reports the timings the tuner would; the
+    probe times the oracle's `probe_graphs`. Nothing trains.
+
+    Args:
+        directory: the oracle's project directory.
+        budget: seconds for `set_deadline`, or None for no deadline.
+        scale: the machine's slowness: every timing is multiplied by it.
+        trials_at_most: trials to run unless the oracle stops first.
+        seed: the oracle's seed.
+        **kwargs: passed to `NetworkMorphismOracle`.
+
+    Returns:
+        `(decisions, oracle)`: one dict per trial (`trial_id`, `architecture` (a hash of its
+        key),
+        `parent`, `refine`, `plan`, `epochs`) and the oracle.
+    """
+    from kerasnas.oracle import NetworkMorphismOracle
+
+    clock = FakeClock()
+    oracle = NetworkMorphismOracle(REPLAY_SHAPE, REPLAY_CLASSES, seed=seed, clock=clock, **kwargs)
+    oracle._set_project_dir(str(directory), "replay")
+    oracle.verbose = 0
+    overhead = 3.0 * scale
+    if budget is not None:
+        oracle.set_deadline(clock() + budget)
+        if oracle.needs_probe():
+            for graph in oracle.probe_graphs():
+                seconds = replay_epoch_seconds(graph, scale)
+                oracle.set_probe(graph, seconds, overhead)
+                clock.advance(0.02 * seconds + 0.2 * scale)
+    decisions = []
+    for _ in range(trials_at_most):
+        trial = oracle.create_trial("tuner0")
+        if trial.status != "RUNNING":
+            break
+        graph, plan = trials.graph_of(trial), trials.plan_of(trial)
+        epoch = replay_epoch_seconds(graph, scale)
+        if plan is None or plan.seconds is None:
+            epochs = 2.0
+        else:
+            epochs = min(max(0.0, plan.seconds - overhead) / epoch, 30.0)
+        spent = overhead + epochs * epoch
+        clock.advance(spent)
+        oracle.update_trial(
+            trial.trial_id,
+            {
+                "val_accuracy": replay_score(graph, epochs),
+                trials.EPOCH_SECONDS: epoch,
+                trials.EPOCHS: epochs,
+                trials.TRAIN_SECONDS: spent,
+            },
+        )
+        trial.status = "COMPLETED"
+        oracle.end_trial(trial)
+        decisions.append(
+            {
+                "trial_id": trial.trial_id,
+                "architecture": hashlib.sha256(graph.architecture_key().encode()).hexdigest()[:16],
+                "parent": trials.parent_of(trial),
+                "refine": trials.is_refinement(trial),
+                "plan": None if plan is None else plan.get_config(),
+                "epochs": epochs,
+            }
+        )
+    return decisions, oracle
+
+
+REPLAY_SCENARIOS = {
+    "sized_15E": {"budget": 300.0},
+    "sized_40E": {"budget": 800.0},
+    "short_3E": {"budget": 60.0},
+    "ablation_15E": {"budget": 300.0, "search": False},
+    "no_deadline": {"budget": None, "max_trials": 8},
+    "fast_machine": {"budget": 300.0, "scale": 0.25},
+    "slow_machine": {"budget": 300.0, "scale": 4.0},
+    "ucb_no_augment": {"budget": 800.0, "acquisition": "ucb", "augment_epochs": None},
+}
