@@ -5,13 +5,13 @@ Usage:
         [--systems kerasnas,kerasnas-nosearch,cnn] [--seeds 1,2]
         [--dataset mnist|digits] [--e-seconds E] [--searcher-args JSON] [--output DIR]
 
-Budgets are stated in E, the seconds one epoch of the plain Keras convnet (the
-`cnn` system of `benchmarks/mnist.py`: 90% of the training images, batch 128)
-takes on the machine at hand, so that a budget means the same on a laptop, a
-Colab GPU or a slow 2-core VM. E is timed first, in its own process: the median
-of epochs 2-6 (the first traces the graph; one epoch in a few
-can stall for ten seconds). `--e-seconds` reuses an E timed before, so that
-seeds run apart share their budgets. Plain seconds (`600`) are accepted too.
+Budgets are stated in E, the seconds one epoch of the plain Keras convnet
+(`common.convnet`, the `cnn` system of `benchmarks/mnist.py`: 90% of the training
+images, batch 128) takes on the machine at hand, so that a budget means the same on
+a laptop, a Colab GPU or a slow 2-core VM. E is timed first, in its own process: the
+median of epochs 2-6 (the first traces the graph, and an epoch now and then stalls
+for seconds). `--e-seconds` reuses an E timed before, so that seeds run apart share
+their budgets. Plain seconds (`600`) are accepted too.
 
 The systems, each run in its own process, one after another:
 - `kerasnas`: `ImageClassifier(seed=s).fit(x, y, time_limit=T)`.
@@ -41,73 +41,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import mnist  # noqa: E402  (the convnet and the machine description are shared)
+import common  # this folder's shared convnet, data, memory and machine description
 
 SYSTEMS = ("kerasnas", "kerasnas-nosearch", "cnn")
-DATASETS = ("mnist", "digits")
-
-
-def load(dataset):
-    """`(x_train, y_train), (x_test, y_test)`: uint8 images (N, H, W) and int labels."""
-    import numpy as np
-
-    if dataset == "mnist":
-        from kerasnas.datasets import load_mnist
-
-        return load_mnist()
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    digits = load_digits()
-    images = np.round(digits.images * (255 / 16)).astype("uint8")  # 0-16 -> 0-255
-    x_train, x_test, y_train, y_test = train_test_split(
-        images, digits.target, test_size=450, random_state=0, stratify=digits.target
-    )
-    return (x_train, y_train), (x_test, y_test)
-
-
-def convnet(shape, classes):
-    """The plain Keras convnet of `benchmarks/mnist.py`; images under 16x16 get `same` padding."""
-    import keras
-
-    padding = "valid" if min(shape) >= 16 else "same"  # 8x8 would shrink to nothing
-    return keras.Sequential(
-        [
-            keras.Input((*shape, 1)),
-            keras.layers.Conv2D(32, 3, activation="relu", padding=padding),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, activation="relu", padding=padding),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dropout(0.5),
-            keras.layers.Dense(classes, activation="softmax"),
-        ]
-    )
-
-
-def _fit_convnet(x, y, callbacks, epochs):
-    model = convnet(x.shape[1:], int(y.max()) + 1)
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(
-        mnist._scaled(x),
-        y,
-        batch_size=128,
-        epochs=epochs,
-        validation_split=0.1,
-        callbacks=callbacks,
-        verbose=0,
-    )
-    return model
 
 
 # ---------------------------------------------------------------------- one run, in its process
@@ -115,17 +59,16 @@ def _fit_convnet(x, y, callbacks, epochs):
 
 def time_epoch(dataset, seed):
     """E: the median seconds of the convnet's epochs 2-6 (the first also traces the graph;
-    the median, because epochs stall now and then for seconds: Keras' tf.data iterator
-    waits on its autotuning thread, see `kerasnas.pipelines`; two of epochs 2-4 once
-    took 20 s against 10.5-12 s)."""
+    the median, because an epoch stalls now and then for seconds: Keras' tf.data iterator
+    waits on its autotuning thread, see `kerasnas.pipelines`)."""
     import keras
 
     from kerasnas.callbacks import EpochTimer
 
-    (x, y), _ = load(dataset)
+    (x, y), _ = common.load_dataset(dataset)
     keras.utils.set_random_seed(seed)
     timer = EpochTimer()
-    _fit_convnet(x, y, [timer], epochs=6)
+    common.fit_convnet(x, y, [timer], epochs=6)
     return {
         "E_seconds": round(statistics.median(timer.epoch_seconds[1:]), 2),
         "E_epochs": [round(s, 2) for s in timer.epoch_seconds],
@@ -140,15 +83,17 @@ def run_system(system, dataset, seed, time_limit, searcher_args=None):
     from kerasnas import trials
     from kerasnas.callbacks import TimeBudget
 
-    (x_train, y_train), (x_test, y_test) = load(dataset)
+    (x_train, y_train), (x_test, y_test) = common.load_dataset(dataset)
     keras.utils.set_random_seed(seed)
     workdir = tempfile.mkdtemp(prefix=f"budget_{system}_")
     start = time.time()
     extra = {"trials": 1, "children_trained": 0, "best_is_descendant": False}
     if system == "cnn":
-        model = _fit_convnet(x_train, y_train, [TimeBudget(start + time_limit)], epochs=100_000)
+        model = common.fit_convnet(
+            x_train, y_train, [TimeBudget(start + time_limit)], epochs=100_000
+        )
         wall = time.time() - start
-        predict, params = mnist._labels_of(model), model.count_params()
+        predict, params = common.labels_of(model), model.count_params()
     else:
         searcher_args = dict(searcher_args or {})
         if system == "kerasnas-nosearch":
@@ -180,8 +125,7 @@ def run_system(system, dataset, seed, time_limit, searcher_args=None):
         "test_accuracy": float(np.mean(np.asarray(predict(x_test)) == y_test)),
         "wall_seconds": round(wall, 1),
         "params": int(params),
-        # Linux reports ru_maxrss in KiB.
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": common.peak_rss_mb(),
         **extra,
     }
 
@@ -289,7 +233,7 @@ def main():
     parser.add_argument("--budgets", default="5E,15E,40E")
     parser.add_argument("--systems", default=",".join(SYSTEMS))
     parser.add_argument("--seeds", default="1,2")
-    parser.add_argument("--dataset", default="mnist", choices=DATASETS)
+    parser.add_argument("--dataset", default="mnist", choices=common.DATASETS)
     parser.add_argument(
         "--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
     )
@@ -356,7 +300,7 @@ def main():
         with open(path) as f:
             rows_all = [r for r in json.load(f)["results"] if key(r) not in repeated] + rows
     with open(path, "w") as f:
-        json.dump({"results": rows_all, "machine": mnist.machine()}, f, indent=2)
+        json.dump({"results": rows_all, "machine": common.machine()}, f, indent=2)
     same = [r for r in rows_all if r["dataset"] == args.dataset]
     plot(same, args.dataset, e_seconds, os.path.join(args.output, f"budget_{args.dataset}.png"))
     print(table(same))

@@ -38,14 +38,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import common  # this folder's shared convnet, memory and machine description
 
 SYSTEMS = ("kerasnas", "kerastuner", "autokeras", "cnn")
 SEARCH_SHARE = 0.7  # of T, for the KerasTuner search; the rest retrains its best
@@ -65,15 +65,6 @@ def run_kerasnas(x, y, time_limit, seed, workdir):
     clf = kerasnas.ImageClassifier(directory=workdir, seed=seed, overwrite=True, verbose=False)
     clf.fit(x, y, time_limit=time_limit)
     return clf.predict, len(clf.history), clf.model_.count_params()
-
-
-def _scaled(x):
-    return (x.astype("float32") / 255.0)[..., None]
-
-
-def _labels_of(model):
-    """`predict(images)` giving int labels from a model trained on `_scaled` images."""
-    return lambda images: model.predict(_scaled(images), verbose=0).argmax(axis=1)
 
 
 def run_kerastuner(x, y, time_limit, seed, workdir):
@@ -120,7 +111,7 @@ def run_kerastuner(x, y, time_limit, seed, workdir):
     tuner = keras_tuner.Tuner(
         oracle=oracle, hypermodel=build, directory=workdir, project_name="kerastuner"
     )
-    x = _scaled(x)
+    x = common.scaled(x)
     tuner.search(
         x,
         y,
@@ -148,7 +139,7 @@ def run_kerastuner(x, y, time_limit, seed, workdir):
         verbose=0,
     )
 
-    return _labels_of(model), len(oracle.trials), model.count_params()
+    return common.labels_of(model), len(oracle.trials), model.count_params()
 
 
 def _autokeras_epoch_seconds(x, y, seed, workdir):
@@ -185,35 +176,11 @@ def run_autokeras(x, y, time_limit, seed, workdir, epochs):
 
 
 def run_cnn(x, y, time_limit, seed, workdir):
-    import keras
-
     from kerasnas.callbacks import TimeBudget
 
     deadline = time.time() + time_limit
-    model = keras.Sequential(
-        [
-            keras.Input((28, 28, 1)),
-            keras.layers.Conv2D(32, 3, activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Conv2D(64, 3, activation="relu"),
-            keras.layers.MaxPooling2D(),
-            keras.layers.Flatten(),
-            keras.layers.Dropout(0.5),
-            keras.layers.Dense(10, activation="softmax"),
-        ]
-    )
-    model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(
-        _scaled(x),
-        y,
-        batch_size=128,
-        epochs=1000,
-        validation_split=0.1,
-        callbacks=[TimeBudget(deadline)],
-        verbose=0,
-    )
-
-    return _labels_of(model), 1, model.count_params()
+    model = common.fit_convnet(x, y, [TimeBudget(deadline)], epochs=1000)
+    return common.labels_of(model), 1, model.count_params()
 
 
 # ---------------------------------------------------------------------- one system, in its process
@@ -246,8 +213,7 @@ def run_one(system, time_limit, seed, row_path):
         "time_limit": time_limit,
         "trials": int(trials),
         "params": int(params),
-        # Linux reports ru_maxrss in KiB.
-        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "peak_rss_mb": common.peak_rss_mb(),
         "keras": keras.__version__,
         **extra,
     }
@@ -323,32 +289,6 @@ def make_environment(path, with_pip=True):
     with open(os.path.join(_purelib(path), PARENT_PTH), "w") as f:
         f.write(line + "\n")
     return os.path.join(path, "bin", "python")
-
-
-def machine():
-    """What ran the benchmark: processor, cores, memory, and the packages' versions."""
-    import keras
-    import keras_tuner
-    import tensorflow as tf
-
-    cpu = platform.processor()
-    if os.path.exists("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {
-        "cpu": cpu,
-        "cores": len(os.sched_getaffinity(0)),
-        "memory_gib": round(memory, 1),
-        "gpu": bool(tf.config.list_physical_devices("GPU")),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "tensorflow": tf.__version__,
-        "keras": keras.__version__,
-        "keras_tuner": keras_tuner.__version__,
-        "autokeras": AUTOKERAS_VERSION,
-    }
 
 
 def table(rows):
@@ -444,7 +384,7 @@ def main():
     report = {
         "time_limit": args.time_limit,
         "seed": args.seed,
-        "machine": machine(),
+        "machine": common.machine(autokeras=AUTOKERAS_VERSION),
         "results": rows,
     }
     with open(os.path.join(args.output, name + ".json"), "w") as f:

@@ -35,6 +35,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+import common  # this folder's shared helpers
 import numpy as np
 
 SIDE = 32  # the JPEGs' side; colour
@@ -140,17 +141,14 @@ def throughput(kind, n, epochs, folder=None):
 
 def peak_fit(folder, directory, time_limit, batch_size=128):
     """Peak RSS (MB), seconds and trials of `fit(folder, time_limit)` (child process)."""
-    import resource
-
     import kerasnas
 
     clf = kerasnas.ImageClassifier(directory=directory, seed=0, verbose=0)
     start = time.time()
     clf.fit(folder, time_limit=time_limit, batch_size=batch_size)
     seconds = time.time() - start
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
     return {
-        "peak_mb": round(peak, 1),
+        "peak_mb": common.peak_rss_mb(),
         "seconds": round(seconds, 1),
         "trials": len(clf.history),
     }
