@@ -155,13 +155,10 @@ def peak_fit(folder, directory, time_limit, batch_size=128):
 
 
 def _child(function, *args, env=None):
-    here = os.path.dirname(os.path.abspath(__file__))
-    code = (
-        f"import json, sys; sys.path.insert(0, {here!r}); import pipeline; "
-        f"print(json.dumps(pipeline.{function}(*{args!r})))"
-    )
-    done = subprocess.run(
+    code = f"import json, pipeline; print(json.dumps(pipeline.{function}(*{args!r})))"
+    done = subprocess.run(  # started in this folder, so that `import pipeline` finds it
         [sys.executable, "-c", code],
+        cwd=os.path.dirname(os.path.abspath(__file__)),
         capture_output=True,
         text=True,
         env={**os.environ, **(env or {})},
