@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 import numbers
 
+import numpy as np
+
 
 def check_int(name, value, minimum=None, allow_none=False):
     """`value` as an int, or a ValueError naming `name`.
@@ -79,3 +81,19 @@ def _message(name, value, kind, low, high, allow_none, low_open=False, high_open
     if allow_none:
         wanted += ", or None"
     return f"Expected `{name}` to be {wanted}. Received: {name}={value!r}"
+
+
+def check_input_shape(input_shape):
+    """`(height, width, channels)`, three positive ints; a `ValueError` naming it otherwise."""
+    shape = tuple(input_shape) if isinstance(input_shape, (tuple, list)) else None
+    integral = (int, np.integer)
+    if (
+        shape is None
+        or len(shape) != 3
+        or not all(isinstance(d, integral) and not isinstance(d, bool) and d > 0 for d in shape)
+    ):
+        raise ValueError(
+            "Expected `input_shape` to be (height, width, channels), three positive integers. "
+            f"Received: input_shape={input_shape!r}"
+        )
+    return tuple(int(d) for d in shape)

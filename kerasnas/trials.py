@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 
 from kerasnas import files
@@ -58,6 +59,8 @@ class TrialPlan:
             its training loss; None never. Defaults to None.
         augment: the trial trains on augmented images from its first epoch. Defaults
             to False.
+        deadline: when the whole search must end, in seconds since the epoch (the
+            chief's clock), or None. A worker stops the trial by then. Defaults to None.
     """
 
     def __init__(
@@ -67,12 +70,14 @@ class TrialPlan:
         learning_rate_scale=1.0,
         overfit_ratio=None,
         augment=False,
+        deadline=None,
     ):
         self.seconds = None if seconds is None else float(seconds)
         self.patience = None if patience is None else int(patience)
         self.learning_rate_scale = float(learning_rate_scale)
         self.overfit_ratio = None if overfit_ratio is None else float(overfit_ratio)
         self.augment = bool(augment)
+        self.deadline = None if deadline is None else float(deadline)
 
     def get_config(self):
         return {
@@ -81,6 +86,7 @@ class TrialPlan:
             "learning_rate_scale": self.learning_rate_scale,
             "overfit_ratio": self.overfit_ratio,
             "augment": self.augment,
+            "deadline": self.deadline,
         }
 
     @classmethod
@@ -142,6 +148,43 @@ def is_refinement(trial):
 def metric(trial, name, default=None):
     """The last value of metric `name` of `trial`, or `default` if it reported none."""
     return trial.metrics.get_last_value(name) if trial.metrics.exists(name) else default
+
+
+def ranking_key(trial, direction):
+    """Sorts trials best first: by the objective in `direction` (`"max"` or `"min"`), then,
+    on a tie, by the lower `TIE_VAL_LOSS` (on a small validation set trials often tie;
+    the finer measure on the same images decides). Trials without a score come last.
+
+    Args:
+        trial: a KerasTuner `Trial`.
+        direction: the objective's direction, `"max"` or `"min"`.
+
+    Returns:
+        A tuple for `sorted(..., key=...)`.
+    """
+    sign = -1.0 if direction == "max" else 1.0
+    score = trial.score if trial.score is not None and math.isfinite(trial.score) else None
+    return (
+        math.inf if score is None else sign * score,
+        metric(trial, TIE_VAL_LOSS, math.inf),
+    )
+
+
+def ranked(found, direction):
+    """The completed trials among `found`, best first (see `ranking_key`)."""
+    done = [t for t in found if t.status == "COMPLETED"]
+    return sorted(done, key=lambda t: ranking_key(t, direction))
+
+
+def better(value, tie_loss, best, best_tie_loss, direction):
+    """Whether an epoch or trial scoring `value` (with validation loss `tie_loss`, or None)
+    beats the best so far (`best`, `best_tie_loss`; `best` None when there is none yet):
+    the same rule as `ranking_key`."""
+    if best is None:
+        return True
+    if value != best:
+        return value > best if direction == "max" else value < best
+    return tie_loss is not None and (best_tie_loss is None or tie_loss < best_tie_loss)
 
 
 def read_trial(path):

@@ -11,7 +11,7 @@ import pytest
 from kerasnas import trials
 from kerasnas.graph import generators
 from kerasnas.oracle import NetworkMorphismOracle
-from kerasnas.oracle.network_morphism import (
+from kerasnas.oracle.schedule import (
     AUGMENT_EPOCHS,
     CHILD_EPOCHS,
     CHILD_OVERHEADS,
@@ -456,8 +456,10 @@ def test_the_oracle_plans_each_trials_time_patience_and_rate(tmp_path, clock):
     plan = oracle.plan(graph)
     assert plan.seconds == pytest.approx(15) and plan.patience == 1
     refine = oracle.plan(graph, refine=True, effort=LEARNED_EPOCHS)
-    # All the time left, no early stopping, augmented once validation shows it overfitting.
-    assert refine == trials.TrialPlan(40, None, 0.5, OVERFIT_RATIO)
+    # All the time left, no early stopping, augmented once validation shows it overfitting;
+    # the search's deadline travels in every plan, for a worker to stop by it.
+    assert refine == trials.TrialPlan(40, None, 0.5, OVERFIT_RATIO, deadline=oracle.deadline)
+    assert plan.deadline == oracle.deadline == clock() + 40
     # Weights trained for under an epoch have little to lose: the full rate.
     assert oracle.plan(graph, refine=True, effort=0.7).learning_rate_scale == 1.0
     clock.advance(35)
@@ -550,9 +552,9 @@ def test_every_trial_augments_when_the_budget_holds_many_epochs(
     first = oracle.create_trial("tuner0")
     graph = trials.graph_of(first)
     if not kwargs:
-        assert oracle.augment_epochs == AUGMENT_EPOCHS
+        assert oracle.schedule.augment_epochs == AUGMENT_EPOCHS
     epochs = (budget - oracle.overhead_seconds()) / oracle.epoch_seconds(graph)
-    assert (epochs >= (oracle.augment_epochs or np.inf)) is augment
+    assert (epochs >= (oracle.schedule.augment_epochs or np.inf)) is augment
     assert oracle.augment is augment
     assert trials.plan_of(first).augment is augment
     assert oracle.plan(graph, child=True).augment is augment
@@ -613,7 +615,9 @@ def test_children_are_judged_by_short_warm_started_runs(tmp_path, clock):
     child = oracle.create_trial("tuner0")
     assert trials.parent_of(child) == first.trial_id and not trials.is_refinement(child)
     epoch = oracle.epoch_seconds(trials.graph_of(child))
-    expected = 3.0 + max(oracle.child_share * 200, CHILD_EPOCHS * epoch, CHILD_OVERHEADS * 3.0)
+    expected = 3.0 + max(
+        oracle.schedule.child_share * 200, CHILD_EPOCHS * epoch, CHILD_OVERHEADS * 3.0
+    )
     assert trials.plan_of(child).seconds == pytest.approx(expected, rel=1e-3)
     assert trials.plan_of(child).seconds < oracle.plan(graph).seconds  # an initial one: 30%
 
@@ -625,7 +629,7 @@ def test_a_childs_run_is_planned_with_the_overhead_measured_on_children(tmp_path
 
     def planned_training(child):  # the child's run beyond its overhead, as planned
         epoch = oracle.epoch_seconds(trials.graph_of(child))
-        return max(oracle.child_share * 200, CHILD_EPOCHS * epoch)
+        return max(oracle.schedule.child_share * 200, CHILD_EPOCHS * epoch)
 
     assert oracle.overhead_seconds(child=True) == pytest.approx(2.5)  # the probe's, until...
     first = oracle.create_trial("tuner0")

@@ -1,0 +1,114 @@
+"""What the trials measured, read back from them: epoch costs, overheads, efforts.
+
+The oracle plans from these figures; they live in the trial files (see
+`kerasnas.trials`), so they survive a resume and serve distributed workers. Numpy
+only: a trial here is anything with KerasTuner's `Trial` attributes (`trial_id`,
+`status`, `metrics`, `hyperparameters`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from kerasnas import trials
+from kerasnas.graph import Graph
+from kerasnas.oracle.cost import EpochCost
+from kerasnas.trials import EPOCH_SECONDS, EPOCHS, TRAIN_SECONDS
+
+COMPLETED = "COMPLETED"  # KerasTuner's `TrialStatus.COMPLETED`
+
+
+def is_child(trial):
+    """Whether `trial` is a morphism child (it has a parent and is not a refinement)."""
+    return bool(trials.parent_of(trial)) and not trials.is_refinement(trial)
+
+
+def overhead_seconds(searched, probe=None, child=False):
+    """Seconds a trial spends besides its epochs (building, weight transfer, compiling,
+    tracing): the median over the timed trials, else the probe's, else 0.
+
+    Args:
+        searched: the trials that carry an architecture.
+        probe: the probe's timings (see `NetworkMorphismOracle.set_probe`), or None.
+        child: the overhead of a morphism child: the median over the timed children
+            once there are some (the first trial also pays one-time costs), else over
+            the timed trials. Defaults to False.
+
+    Returns:
+        Seconds, at least 0.
+    """
+    timed = [
+        t
+        for t in searched
+        if t.status == COMPLETED
+        and all(t.metrics.exists(m) for m in (TRAIN_SECONDS, EPOCHS, EPOCH_SECONDS))
+    ]
+    children = [t for t in timed if is_child(t)]
+    spent = [
+        trials.metric(t, TRAIN_SECONDS) - trials.metric(t, EPOCHS) * trials.metric(t, EPOCH_SECONDS)
+        for t in (children if child and children else timed)
+    ]
+    if not spent:
+        spent = [p["overhead_seconds"] for p in probe or []]
+    return max(0.0, float(np.median(spent))) if spent else 0.0
+
+
+def effort(trials_by_id, trial_id):
+    """Epochs of training behind a trial's weights: its own and its ancestors'.
+
+    A child starts from its parent's weights, so its score reflects their training
+    too; the kernel compares scores at this effort.
+
+    Args:
+        trials_by_id: `{trial id: trial}`.
+        trial_id: the trial's id.
+    """
+    total, seen = 0.0, set()
+    while trial_id and trial_id in trials_by_id and trial_id not in seen:
+        seen.add(trial_id)
+        trial = trials_by_id[trial_id]
+        total += float(trials.metric(trial, EPOCHS, 0.0) or 0.0)
+        trial_id = trials.parent_of(trial)
+    return total
+
+
+def typical_epoch_seconds(trained):
+    """The median measured epoch of the `trained` trials, or None before any."""
+    timed = [trials.metric(t, EPOCH_SECONDS) for t in trained if t.metrics.exists(EPOCH_SECONDS)]
+    return float(np.median(timed)) if timed else None
+
+
+def usual_child_epochs(trained):
+    """The median epochs the trained children ran (1 before any): without a deadline a
+    child trains about as many as the children before it."""
+    epochs = [trials.metric(t, EPOCHS, 0.0) for t in trained if is_child(t)]
+    return float(np.median(epochs)) if epochs else 1.0
+
+
+class CostModel:
+    """The `EpochCost` model of the search, refitted only when a timing comes or goes.
+
+    Args:
+        graph_of: a function from a trial to its `Graph` (the oracle's parsed cache).
+    """
+
+    def __init__(self, graph_of):
+        self.graph_of = graph_of
+        self._fitted = (None, EpochCost())  # (the timings it was fitted to, model)
+
+    def fitted(self, searched, probe=None):
+        """The `EpochCost` fitted to the timed completed trials among `searched` and to
+        the probe's timings."""
+        timed = [
+            (t, trials.metric(t, EPOCH_SECONDS))
+            for t in searched
+            if t.status == COMPLETED and t.metrics.exists(EPOCH_SECONDS)
+        ]
+        key = ([(t.trial_id, s) for t, s in timed], len(probe or []))
+        if self._fitted[0] != key:
+            measured = [(self.graph_of(t), s) for t, s in timed]
+            measured += [
+                (Graph.from_json(p["architecture"]), p["epoch_seconds"]) for p in probe or []
+            ]
+            self._fitted = (key, EpochCost().fit(measured))
+        return self._fitted[1]
