@@ -1,8 +1,7 @@
-"""Keras callbacks kerasnas trains with.
+"""Keras callbacks kerasnas trains with, and the one stack that trials and `final_fit` share.
 
-Those that keep a wall-clock budget take a `clock` (a function returning seconds
-since the epoch, `time.time` by default), so that budget logic can be tested with
-a fake clock.
+Those that read time take a `clock` (a function returning seconds since the epoch,
+`time.time` by default), so that budget logic can be tested with a fake clock.
 """
 
 from __future__ import annotations
@@ -12,7 +11,125 @@ import time
 
 import keras
 
+from kerasnas import files, trials
 from kerasnas.arguments import check_number
+from kerasnas.output import say
+
+
+def training_callbacks(
+    *,
+    monitor,
+    mode,
+    patience,
+    deadline=None,
+    validation_steps=0,
+    clock=None,
+    restore_best_weights=False,
+    middle=(),
+):
+    """The callbacks every kerasnas training runs with, in their order.
+
+    `TerminateOnNaN`, `BatchNormMomentum`, `EarlyStopping`, then `middle` (the
+    caller's own: timers, savers, augmentation, user callbacks), then, under a
+    deadline, `TimeCosineDecay` and `TimeBudget` last, so that the tail it measures
+    covers the other callbacks' epoch ends.
+
+    Args:
+        monitor: the metric early stopping watches (e.g. `"val_accuracy"`).
+        mode: `"max"` or `"min"`.
+        patience: `EarlyStopping` patience in epochs.
+        deadline: when training must end (seconds since the epoch), or None.
+        validation_steps: batches of one validation pass (`TimeBudget` keeps room
+            for it). Defaults to 0.
+        clock: the time function. Defaults to `time.time`.
+        restore_best_weights: `EarlyStopping` restores the best epoch's weights at
+            the end. Defaults to False.
+        middle: callbacks placed between early stopping and the time budget.
+
+    Returns:
+        A list of Keras callbacks.
+    """
+    found = [
+        keras.callbacks.TerminateOnNaN(),
+        BatchNormMomentum(),
+        keras.callbacks.EarlyStopping(
+            monitor=monitor,
+            mode=mode,
+            patience=patience,
+            restore_best_weights=restore_best_weights,
+        ),
+        *middle,
+    ]
+    if deadline is not None:
+        found += [
+            TimeCosineDecay(deadline, clock=clock),
+            TimeBudget(deadline, validation_steps=validation_steps, clock=clock),
+        ]
+    return found
+
+
+class SaveBestWeights(keras.callbacks.Callback):
+    """Writes the weights of the best epoch so far to `path` (`.weights.h5`).
+
+    Epochs are ranked as trials are (`kerasnas.trials.better`): an epoch that ties the
+    best on the objective (common with a small validation set, where one image is a
+    whole step of accuracy) is better when its validation loss is lower. An epoch whose
+    loss diverged is never kept. The write is atomic (`kerasnas.files.save_weights`).
+
+    Args:
+        objective: a `keras_tuner.Objective` (its `name` and `direction`).
+        path: the `.weights.h5` file to write.
+
+    Attributes:
+        best: the best epoch's objective value, or None before one.
+        best_val_loss: its validation loss when the objective is another metric.
+    """
+
+    def __init__(self, objective, path):
+        super().__init__()
+        self.objective = objective
+        self.path = path
+        self.best = None
+        self.best_val_loss = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        value, loss = logs.get(self.objective.name), logs.get("loss", 0.0)
+        if value is None or not math.isfinite(value) or not math.isfinite(loss):
+            return
+        val_loss = logs.get("val_loss") if self.objective.name != "val_loss" else None
+        if val_loss is not None and not math.isfinite(val_loss):
+            val_loss = None
+        direction = self.objective.direction
+        if trials.better(value, val_loss, self.best, self.best_val_loss, direction):
+            self.best, self.best_val_loss = value, val_loss
+            files.save_weights(self.model, self.path)
+
+
+class EpochLine(keras.callbacks.Callback):
+    """One line per epoch through `kerasnas.output.say` (`verbose=2`: no progress bar).
+
+    Args:
+        trial_id: the trial the epochs belong to.
+        epochs: the most epochs it may train (shown as "epoch 3/100").
+        clock: the time function. Defaults to `time.time`.
+    """
+
+    def __init__(self, trial_id, epochs, clock=None):
+        super().__init__()
+        self.trial_id = trial_id
+        self.epochs = epochs
+        self.clock = clock or time.time
+        self._start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = self.clock()
+
+    def on_epoch_end(self, epoch, logs=None):
+        now = self.clock()
+        values = ", ".join(f"{k} {float(v):.4f}" for k, v in sorted((logs or {}).items()))
+        seconds = now - (now if self._start is None else self._start)
+        say(f"Trial {self.trial_id} epoch {epoch + 1}/{self.epochs}: {values} ({seconds:.1f} s)")
 
 
 class TimeBudget(keras.callbacks.Callback):

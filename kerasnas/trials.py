@@ -125,6 +125,11 @@ def plan_of(trial):
     return None if not text else TrialPlan.from_config(json.loads(text))
 
 
+def checkpoint_path(project_dir, trial_id):
+    """Where the best weights of trial `trial_id` of the search in `project_dir` are kept."""
+    return os.path.join(project_dir, f"trial_{trial_id}", CHECKPOINT)
+
+
 def has_architecture(trial):
     """Whether `trial` carries an architecture (one read from a damaged file does not)."""
     return ARCHITECTURE in trial.hyperparameters.values

@@ -7,7 +7,6 @@ import copy
 import gc
 import logging
 import math
-import os
 import time
 
 import keras
@@ -20,14 +19,14 @@ from keras_tuner.src import config as keras_tuner_config
 from kerasnas import files, pipelines, trials
 from kerasnas.arguments import check_int, check_number
 from kerasnas.callbacks import (
-    BatchNormMomentum,
+    EpochLine,
     EpochTimer,
-    TimeBudget,
-    TimeCosineDecay,
+    SaveBestWeights,
     augment_when_overfitting,
+    training_callbacks,
 )
 from kerasnas.graph import transfer
-from kerasnas.oracle import NetworkMorphismOracle
+from kerasnas.oracle import NetworkMorphismOracle, schedule
 from kerasnas.output import check_verbose, keras_fit_verbose, quiet_retracing, say
 from kerasnas.trials import (
     AUGMENTED_AFTER,
@@ -39,40 +38,6 @@ from kerasnas.trials import (
 )
 
 logger = logging.getLogger("kerasnas")
-PROBE_BATCHES = 6  # batches `MorphismTuner.probe` trains to time an architecture
-PROBE_SHARE = 0.05  # a second probe only while the probing took less of the time left
-
-
-class _SaveBestWeights(keras.callbacks.Callback):
-    """Writes the weights of the best epoch so far to `path` (`.weights.h5`).
-
-    An epoch that ties the best on the objective (common with a small
-    validation set: one image is a whole step of accuracy) is better when
-    its validation loss is lower, the finer measure on the same images.
-    """
-
-    def __init__(self, objective, path):
-        super().__init__()
-        self.objective = objective
-        self.path = path
-        self.best = None
-        self.best_val_loss = None  # at the best epoch, when the objective is another metric
-
-    def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        value, loss = logs.get(self.objective.name), logs.get("loss", 0.0)
-        if value is None or not math.isfinite(value) or not math.isfinite(loss):
-            return  # an epoch whose loss diverged is never kept
-        val_loss = logs.get("val_loss") if self.objective.name != "val_loss" else None
-        if val_loss is not None and not math.isfinite(val_loss):
-            val_loss = None
-        better = self.best is None or self.objective.better_than(value, self.best)
-        if not better and value == self.best and val_loss is not None:
-            better = self.best_val_loss is None or val_loss < self.best_val_loss
-        if better:
-            self.best, self.best_val_loss = value, val_loss
-            # Atomic, and a full disk gives an OSError instead of crashing h5py.
-            files.save_weights(self.model, self.path)
 
 
 class MorphismTuner(keras_tuner.Tuner):
@@ -158,7 +123,6 @@ class MorphismTuner(keras_tuner.Tuner):
         self.max_epochs = check_int("max_epochs", max_epochs, minimum=1)
         self.verbose = check_verbose(0 if verbose is None else verbose)
         self.clock = clock or getattr(oracle, "clock", None) or time.time
-        self._deadline = None  # used only when the oracle is remote (a distributed worker)
         self._trials_started = 0
         self._last_seen_started = -1
 
@@ -176,8 +140,10 @@ class MorphismTuner(keras_tuner.Tuner):
         return trials.graph_of(trial)
 
     def checkpoint_path(self, trial_id):
-        """Where the best weights of trial `trial_id` are kept."""
-        return os.path.join(self.get_trial_dir(trial_id), trials.CHECKPOINT)
+        """Where the best weights of trial `trial_id` are kept (`trials.checkpoint_path`);
+        the trial's folder is made if need be."""
+        self.get_trial_dir(trial_id)  # KerasTuner makes the folder
+        return trials.checkpoint_path(self.project_dir, trial_id)
 
     def build_model(self, trial):
         """The trial's model: its parent's weights mapped onto it, else fresh ones."""
@@ -212,32 +178,23 @@ class MorphismTuner(keras_tuner.Tuner):
 
     @property
     def deadline(self):
-        """When the search must end (seconds since the epoch), or None: the oracle's."""
+        """When the search must end (seconds since the epoch): the oracle's in this
+        process; None on a distributed worker, where each trial's plan carries it."""
         if self._local_oracle is not None:
             return self._local_oracle.deadline
-        return self._deadline
-
-    @deadline.setter
-    def deadline(self, value):
-        if self._local_oracle is not None:
-            self._local_oracle.set_deadline(value)
-        else:
-            self._deadline = value
+        return None
 
     def _plan(self, trial):
-        """The trial's `TrialPlan` (from the oracle), or the defaults of an older run's trial."""
-        plan = trials.plan_of(trial)
-        if plan is not None:
-            return plan
-        refine = trials.is_refinement(trial)
-        return trials.TrialPlan(None, None if refine else 3, 0.5 if refine else 1.0)
+        """The trial's `TrialPlan`, with the search's deadline as this process knows it.
 
-    def _trial_deadline(self, plan, start):
-        """When the trial must stop: its plan's allowance, and never after the search's end."""
-        ends = [start + plan.seconds] if plan.seconds is not None else []
-        if self.deadline is not None:
-            ends.append(self.deadline)
-        return min(ends) if ends else None
+        The oracle in this process knows the deadline of the current `fit` (a trial run
+        again after a resume carries an earlier one); a worker takes its plan's. A trial
+        of a run older than plans gets `schedule.legacy_plan`.
+        """
+        plan = trials.plan_of(trial) or schedule.legacy_plan(trials.is_refinement(trial))
+        if self._local_oracle is not None:
+            plan.deadline = self.deadline
+        return plan
 
     # ------------------------------------------------------------------ trials
 
@@ -259,7 +216,7 @@ class MorphismTuner(keras_tuner.Tuner):
                 f"max_model_size={self.max_model_size:,}."
             )
         plan = self._plan(trial)
-        trial_deadline = self._trial_deadline(plan, start)
+        trial_deadline = schedule.trial_deadline(plan, start)
         fit_kwargs.pop("verbose", None)  # `search(verbose=...)` is KerasTuner's own display
         if isinstance(x, np.ndarray) and "validation_split" not in fit_kwargs:
             x, y, validation_data = self._as_datasets(x, y, validation_data, fit_kwargs)
@@ -282,31 +239,25 @@ class MorphismTuner(keras_tuner.Tuner):
         x, augmenting, from_start = self._augmented(trial, x, plan, trial_deadline)
         try:
             timer = EpochTimer(clock=self.clock)
-            saver = _SaveBestWeights(objective, self.checkpoint_path(trial.trial_id))
-            all_callbacks = [
-                keras.callbacks.TerminateOnNaN(),
-                BatchNormMomentum(),
-                keras.callbacks.EarlyStopping(
-                    monitor=objective.name,
-                    mode=objective.direction,
-                    # No patience: the time-annealed schedule, not early stopping, ends it.
-                    patience=self.max_epochs if plan.patience is None else plan.patience,
-                ),
-                timer,
-                saver,
-                *([augmenting] if augmenting else []),
-            ]
-            if self.verbose == 2:
-                all_callbacks.append(_EpochLine(trial.trial_id, fit_kwargs["epochs"]))
-            # As KerasTuner does: each trial gets its own copies of the user's callbacks.
-            all_callbacks += copy.deepcopy(list(callbacks or []))
-            if trial_deadline is not None:
-                # Last, so that the tail it measures covers the other callbacks' epoch ends.
-                steps = _validation_steps(validation_data, fit_kwargs.get("batch_size"))
-                all_callbacks += [
-                    TimeCosineDecay(trial_deadline, clock=self.clock),
-                    TimeBudget(trial_deadline, validation_steps=steps, clock=self.clock),
-                ]
+            saver = SaveBestWeights(objective, self.checkpoint_path(trial.trial_id))
+            lines = [EpochLine(trial.trial_id, fit_kwargs["epochs"], self.clock)]
+            all_callbacks = training_callbacks(
+                monitor=objective.name,
+                mode=objective.direction,
+                # No patience: the time-annealed schedule, not early stopping, ends it.
+                patience=self.max_epochs if plan.patience is None else plan.patience,
+                deadline=trial_deadline,
+                validation_steps=_validation_steps(validation_data, fit_kwargs.get("batch_size")),
+                clock=self.clock,
+                middle=[
+                    timer,
+                    saver,
+                    *([augmenting] if augmenting else []),
+                    *(lines if self.verbose == 2 else []),
+                    # As KerasTuner does: each trial gets its own copies of the user's.
+                    *copy.deepcopy(list(callbacks or [])),
+                ],
+            )
             setup_seconds = self.clock() - start
             model.fit(
                 x,
@@ -428,12 +379,12 @@ class MorphismTuner(keras_tuner.Tuner):
                     timing = self.probe(graph, *fit_args, **fit_kwargs)
                     if timing is not None:
                         oracle.set_probe(graph, *timing)
-                    if self.clock() - start > PROBE_SHARE * (self.deadline - self.clock()):
+                    if self.clock() - start > schedule.PROBE_SHARE * (self.deadline - self.clock()):
                         break  # a short budget: one timing must do
             return super().search(*fit_args, **fit_kwargs)
 
     def probe(self, graph, x, y=None, batch_size=None, **_):
-        """Times `graph` on the first PROBE_BATCHES batches of the training data.
+        """Times `graph` on the first `schedule.PROBE_BATCHES` batches of the training data.
 
         Args:
             graph: the `Graph` to time.
@@ -455,11 +406,11 @@ class MorphismTuner(keras_tuner.Tuner):
         timer = EpochTimer(clock=self.clock)
         if isinstance(x, tf.data.Dataset):
             steps = int(x.cardinality())
-            data = x.take(PROBE_BATCHES)
+            data = x.take(schedule.PROBE_BATCHES)
             kwargs = {"validation_data": x.take(1), "shuffle": False}
         else:
             batch_size = batch_size or self.batch_size
-            count = PROBE_BATCHES * batch_size
+            count = schedule.PROBE_BATCHES * batch_size
             steps = math.ceil(len(x) / batch_size)
             data = pipelines.array_dataset(x[:count], y[:count], batch_size=batch_size)
             validation = pipelines.array_dataset(
@@ -526,24 +477,6 @@ class MorphismTuner(keras_tuner.Tuner):
         if self.deadline is None:
             return ""
         return f", {max(0.0, self.deadline - self.clock()):.0f} s left"
-
-
-class _EpochLine(keras.callbacks.Callback):
-    """`verbose=2`: one line per epoch, through `kerasnas.output.say` (no progress bar)."""
-
-    def __init__(self, trial_id, epochs):
-        super().__init__()
-        self.trial_id = trial_id
-        self.epochs = epochs
-        self._start = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.time()
-
-    def on_epoch_end(self, epoch, logs=None):
-        values = ", ".join(f"{k} {float(v):.4f}" for k, v in sorted((logs or {}).items()))
-        seconds = time.time() - (self._start or time.time())
-        say(f"Trial {self.trial_id} epoch {epoch + 1}/{self.epochs}: {values} ({seconds:.1f} s)")
 
 
 def _validation_steps(validation_data, batch_size):

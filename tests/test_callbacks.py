@@ -14,10 +14,13 @@ import pytest
 from kerasnas.callbacks import (
     AugmentWhenOverfitting,
     BatchNormMomentum,
+    EpochLine,
     EpochTimer,
+    SaveBestWeights,
     TimeBudget,
     TimeCosineDecay,
     augment_when_overfitting,
+    training_callbacks,
 )
 from kerasnas.testing import ticking
 
@@ -370,3 +373,73 @@ def test_augment_when_overfitting_switches_a_mirrored_strategys_pipeline():
     """)
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.strip().endswith("ok"), result.stderr[-3000:]
+
+
+def test_an_epoch_that_ties_the_best_is_kept_when_its_validation_loss_is_lower(
+    tmp_path, monkeypatch
+):
+    import keras_tuner
+
+    from kerasnas import callbacks
+
+    saved = []
+    monkeypatch.setattr(callbacks.files, "save_weights", lambda model, path: saved.append(1))
+    saver = SaveBestWeights(
+        keras_tuner.Objective("val_accuracy", "max"), str(tmp_path / "w.weights.h5")
+    )
+    for epoch, (accuracy, val_loss) in enumerate(
+        [(0.98, 0.09), (0.99, 0.06), (0.99, 0.07), (0.99, 0.04), (0.985, 0.01)]
+    ):
+        saver.on_epoch_end(epoch, {"loss": 0.1, "val_accuracy": accuracy, "val_loss": val_loss})
+    assert len(saved) == 3  # epochs 0, 1 and 3: a tie with a higher loss is not kept
+    assert (saver.best, saver.best_val_loss) == (0.99, 0.04)
+    saver.on_epoch_end(5, {"loss": float("nan"), "val_accuracy": 1.0, "val_loss": 0.0})
+    assert len(saved) == 3  # a diverged epoch is never kept
+
+
+def test_a_loss_objective_keeps_the_lowest_epoch(tmp_path, monkeypatch):
+    import keras_tuner
+
+    from kerasnas import callbacks
+
+    saved = []
+    monkeypatch.setattr(callbacks.files, "save_weights", lambda model, path: saved.append(1))
+    saver = SaveBestWeights(keras_tuner.Objective("val_loss", "min"), str(tmp_path / "w.h5"))
+    for epoch, val_loss in enumerate([0.5, 0.3, 0.4, 0.3, 0.2]):
+        saver.on_epoch_end(epoch, {"loss": 0.1, "val_loss": val_loss})
+    assert len(saved) == 3 and saver.best == 0.2 and saver.best_val_loss is None
+
+
+def test_epoch_lines_time_epochs_on_the_injected_clock(clock, capsys):
+    line = EpochLine("0007", 10, clock=clock)
+    line.on_epoch_begin(2)
+    clock.advance(12.5)
+    line.on_epoch_end(2, {"loss": 0.25, "val_accuracy": 0.5})
+    out = capsys.readouterr()
+    assert "Trial 0007 epoch 3/10: loss 0.2500, val_accuracy 0.5000 (12.5 s)" in out.out + out.err
+
+
+@pytest.mark.parametrize("deadline", [None, 1_000_100.0])
+def test_trials_and_final_fit_share_one_callback_stack_in_one_order(clock, deadline):
+    middle = [EpochTimer(clock=clock)]
+    found = training_callbacks(
+        monitor="val_accuracy",
+        mode="max",
+        patience=2,
+        deadline=deadline,
+        validation_steps=3,
+        clock=clock,
+        middle=middle,
+    )
+    names = [type(c).__name__ for c in found]
+    expected = ["TerminateOnNaN", "BatchNormMomentum", "EarlyStopping", "EpochTimer"]
+    if deadline is not None:
+        expected += ["TimeCosineDecay", "TimeBudget"]  # last: it times the tail
+        assert found[-1].deadline == deadline and found[-1].validation_steps == 3
+    assert names == expected
+    stopping = found[2]
+    assert (stopping.monitor, stopping.patience, stopping.restore_best_weights) == (
+        "val_accuracy",
+        2,
+        False,
+    )

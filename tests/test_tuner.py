@@ -135,26 +135,6 @@ def test_arrays_reach_keras_as_untuned_datasets_with_their_weights(tmp_path, ker
         np.testing.assert_allclose(weights, weight_of(np.asarray(images)), rtol=1e-5)
 
 
-def test_an_epoch_that_ties_the_best_is_kept_when_its_validation_loss_is_lower(
-    tmp_path, monkeypatch
-):
-    import keras_tuner
-
-    from kerasnas import tuner as tuner_module
-
-    saved = []
-    monkeypatch.setattr(tuner_module.files, "save_weights", lambda model, path: saved.append(1))
-    saver = tuner_module._SaveBestWeights(
-        keras_tuner.Objective("val_accuracy", "max"), str(tmp_path / "w.weights.h5")
-    )
-    for epoch, (accuracy, val_loss) in enumerate(
-        [(0.98, 0.09), (0.99, 0.06), (0.99, 0.07), (0.99, 0.04), (0.985, 0.01)]
-    ):
-        saver.on_epoch_end(epoch, {"loss": 0.1, "val_accuracy": accuracy, "val_loss": val_loss})
-    assert len(saved) == 3  # epochs 0, 1 and 3: a tie with a higher loss is not kept
-    assert (saver.best, saver.best_val_loss) == (0.99, 0.04)
-
-
 @pytest.mark.slow
 def test_a_refinement_that_overfits_trains_on_augmented_images_from_then_on(tmp_path, keras_fits):
     # Validated on its own images under other labels: the better the model learns them,
@@ -225,7 +205,7 @@ def search_on_a_fake_clock(tmp_path, clock, seconds, **kwargs):
     """
     kwargs.setdefault("child_share", 0.2)
     tuner = make_tuner(tmp_path, max_trials=None, max_epochs=1000, clock=clock, **kwargs)
-    tuner.deadline = clock() + seconds
+    tuner.oracle.set_deadline(clock() + seconds)
     tuner.search(
         *quadrant_data(64, 0),
         validation_data=quadrant_data(32, 1),
@@ -347,7 +327,7 @@ def test_under_a_deadline_the_first_architecture_is_sized_from_the_probe(tmp_pat
     import time
 
     tuner = make_tuner(tmp_path, max_trials=1)  # two epochs at most: the deadline is far
-    tuner.deadline = time.time() + 3600
+    tuner.oracle.set_deadline(time.time() + 3600)
     assert tuner.oracle.needs_probe()
     tuner.search(*quadrant_data(64, 0), validation_data=quadrant_data(32, 1))
     oracle = tuner.oracle
