@@ -9,9 +9,9 @@ Example:
 """
 
 from kerasnas import datasets, graph
+from kerasnas.diagrams import plot_search, visualize
 from kerasnas.graph import Graph
 from kerasnas.tasks import ImageClassifier, ImageRegressor, NotFittedError, load
-from kerasnas.visualize import plot_search, visualize
 
 __version__ = "0.1.0"
 

@@ -1,30 +1,19 @@
-"""Diagrams of searched architectures and plots of a search, read from a run directory."""
+"""Diagrams of searched architectures and plots of a search, read from a run directory.
+
+The run is found, its trials read and its objective's direction taken as everywhere
+else in kerasnas: `kerasnas.tasks.run_dir` finds the run and reads its trial files,
+`kerasnas.json` names the objective, and `kerasnas.trials` ranks by it.
+"""
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 
 from kerasnas import trials as contract
+from kerasnas.tasks import run_dir
 
 FORMATS = ("png", "pdf", "svg")
-
-
-def _project_dir(directory):
-    """The search folder: `directory` itself, or its one subfolder holding `oracle.json`."""
-    directory = str(directory)
-    if os.path.exists(os.path.join(directory, "oracle.json")):
-        return directory
-    found = sorted(
-        os.path.dirname(p) for p in glob.glob(os.path.join(directory, "*", "oracle.json"))
-    )
-    if len(found) != 1:
-        raise FileNotFoundError(
-            f"Expected one kerasnas search in {directory} (a folder holding oracle.json, or "
-            f"with one such subfolder); found {len(found)}."
-        )
-    return found[0]
 
 
 def load_trials(directory):
@@ -32,10 +21,11 @@ def load_trials(directory):
 
     A damaged trial file is read as a failed trial without an architecture
     (with a warning), as on resume.
+
+    Args:
+        directory: the run directory given to `fit` (or its `project_name` folder).
     """
-    pattern = os.path.join(_project_dir(directory), "trial_*", contract.TRIAL_FILE)
-    found = [contract.read_trial(p) for p in glob.glob(pattern)]
-    return sorted(found, key=lambda t: t.trial_id)
+    return list(run_dir.read_trials(run_dir.find_run(directory)).values())
 
 
 def visualize(directory, out_dir, format="png"):
@@ -51,6 +41,7 @@ def visualize(directory, out_dir, format="png"):
 
     Raises:
         RuntimeError: if Graphviz's `dot` program is missing.
+        FileNotFoundError: if no kerasnas search is in `directory`.
     """
     import keras
 
@@ -94,10 +85,16 @@ def plot_search(directory):
 
     Returns:
         A matplotlib `Figure` (nothing is shown; call `fig.savefig(...)`).
+
+    Raises:
+        FileNotFoundError: if no kerasnas search is in `directory`.
     """
     from matplotlib.figure import Figure  # not pyplot: works headless, needs no backend
 
-    trials = load_trials(directory)
+    project_dir = run_dir.find_run(directory)
+    trials = list(run_dir.read_trials(project_dir).values())
+    objective = run_dir.read_metadata(project_dir)["objective"]
+    direction = run_dir.objective_direction(objective)
     elapsed, when, scores = 0.0, {}, {}
     for trial in trials:
         elapsed += contract.metric(trial, contract.TRAIN_SECONDS, 0.0)
@@ -106,7 +103,6 @@ def plot_search(directory):
             scores[trial.trial_id] = trial.score
     fig = Figure(figsize=(8, 4.5))
     ax = fig.add_subplot()
-    objective = _objective_name(trials)
     for trial in trials:
         parent = contract.parent_of(trial)
         if parent in scores and trial.trial_id in scores:
@@ -128,11 +124,12 @@ def plot_search(directory):
             textcoords="offset points",
         )
     if ids:
-        maximize = not objective.endswith("loss")
-        best, xs, ys = None, [], []
+        by_id = {t.trial_id: t for t in trials}
+        best, best_tie, xs, ys = None, None, [], []
         for i in ids:
-            if best is None or (scores[i] > best if maximize else scores[i] < best):
-                best = scores[i]
+            tie = contract.metric(by_id[i], contract.TIE_VAL_LOSS)
+            if contract.better(scores[i], tie, best, best_tie, direction):
+                best, best_tie = scores[i], tie
             xs.append(when[i])
             ys.append(best)
         ax.step(xs, ys, where="post", color="C1", label="best so far", zorder=3)
@@ -154,11 +151,3 @@ def plot_search(directory):
     ax.legend(loc="lower right")
     fig.tight_layout()
     return fig
-
-
-def _objective_name(trials):
-    for trial in trials:
-        for name in trial.metrics.metrics:
-            if name not in contract.TIMING_METRICS:
-                return name
-    return "score"

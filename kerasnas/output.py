@@ -6,7 +6,7 @@ is on (the default), and to the `kerasnas` logger at level INFO once
 `keras.utils.disable_interactive_logging()` is called. Everything else
 (a failed trial, a fallback) goes to the `kerasnas` logger as a warning, and
 mistakes in the user's input are `warnings.warn`, so `logging` and `warnings`
-filters govern them.
+filters govern them; `user_stacklevel` makes such a warning point at the user's line.
 
 `verbose` takes Keras' values:
 
@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import numbers
+import os
 import sys
 
 logger = logging.getLogger("kerasnas")
@@ -74,6 +75,15 @@ def say(message):
         sys.stdout.flush()
     else:
         logger.info(message)
+
+
+def user_stacklevel():
+    """The `stacklevel` for `warnings.warn` that points at the first caller outside kerasnas."""
+    package = os.path.dirname(os.path.abspath(__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(package):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class _DropRetracingWarnings(logging.Filter):

@@ -1,5 +1,9 @@
 """The `tf.data` pipelines kerasnas hands to Keras: in-memory arrays as batches, untuned.
 
+Its step of "data to Keras": the last, the `tf.data.Dataset`s themselves that Keras
+iterates (built by `kerasnas.tasks.feeds` and by the tuner), and the augmentation
+layers inside them.
+
 The `tf.data` pipelines kerasnas makes, to hand to Keras or to read itself, run with
 tf.data's autotuning off (`untuned`). An autotuned iterator being deleted waits for the
 tuning thread to end its sleep between rounds (seen with TensorFlow 2.21), and Keras makes

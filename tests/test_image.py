@@ -25,6 +25,7 @@ from kerasnas.testing import quadrant_images
 NAMES = np.array(["left", "right", "bottom"])
 
 
+@pytest.mark.slow
 def test_fit_predict_evaluate_in_the_users_labels(fitted_classifier):
     clf, _ = fitted_classifier
     x, y = quadrant_images(60, 7)
@@ -36,6 +37,7 @@ def test_fit_predict_evaluate_in_the_users_labels(fitted_classifier):
     assert clf.classes_.tolist() == sorted(NAMES.tolist())
 
 
+@pytest.mark.slow
 def test_history_has_a_row_per_trial(fitted_classifier):
     clf, _ = fitted_classifier
     history = clf.history
@@ -58,6 +60,7 @@ def test_history_has_a_row_per_trial(fitted_classifier):
     assert history["morphisms"].iloc[3]  # the fourth trial is a morphed child
 
 
+@pytest.mark.slow
 def test_exported_model_takes_raw_images_and_reloads_without_kerasnas(fitted_classifier, tmp_path):
     clf, _ = fitted_classifier
     x, _ = quadrant_images(20, 8)
@@ -77,6 +80,7 @@ def test_exported_model_takes_raw_images_and_reloads_without_kerasnas(fitted_cla
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), clf.predict_proba(x), atol=1e-5)
 
 
+@pytest.mark.slow
 def test_load_gives_back_a_fitted_classifier(fitted_classifier):
     clf, directory = fitted_classifier
     x, _ = quadrant_images(20, 9)
@@ -179,7 +183,8 @@ def test_regressor(tmp_path):
     baseline = np.mean((target_new - target.mean()) ** 2)
     assert reg.evaluate(x_new, target_new) < 0.5 * baseline
     assert "val_loss" in reg.history.columns
-    assert reg.tuner_.oracle.overfit_ratio is None  # a shift would move the top-left quadrant
+    # A shift would move the top-left quadrant.
+    assert reg.tuner_.oracle.schedule.overfit_ratio is None
 
 
 @pytest.mark.slow
@@ -222,7 +227,7 @@ def test_fit_keeps_its_time_limit(tmp_path):
     start = time.time()
     clf.fit(x, y, time_limit=time_limit, epochs=1000)
     elapsed = time.time() - start
-    assert elapsed <= time_limit + 10
+    assert elapsed <= time_limit + 5  # the promise: T plus a few seconds, at most 5
     assert len(clf.history) >= 2
 
 
@@ -270,7 +275,7 @@ def test_a_killed_search_resumes_and_keeps_its_trials_and_time_limit(tmp_path):
     clf = kerasnas.ImageClassifier(directory=str(tmp_path), seed=0, verbose=False)
     start = time.time()
     clf.fit(x, y, time_limit=25, epochs=3)
-    assert time.time() - start <= 25 + 10
+    assert time.time() - start <= 25 + 5  # the time limit's promise, kept on resume
     history = clf.history.set_index("trial_id")
     for trial_id, status in before.items():
         if status == "COMPLETED":
@@ -285,10 +290,11 @@ def test_augmentation_trains_on_shifted_copies(tmp_path):
     )
     clf.fit(x, y, time_limit=30, epochs=2)
     assert clf.history["status"].tolist() == ["COMPLETED"]
-    assert clf.tuner_.oracle.overfit_ratio is None  # no refinement switches it on again
+    assert clf.tuner_.oracle.schedule.overfit_ratio is None  # no refinement switches it on again
     assert clf.predict(x[:4]).shape == (4,)
 
 
+@pytest.mark.slow
 def test_export_writes_a_saved_model_served_by_tensorflow_alone(fitted_classifier, tmp_path):
     clf, _ = fitted_classifier
     x, _ = quadrant_images(12, 11)
@@ -322,6 +328,7 @@ def fitted_state(clf):
     )
 
 
+@pytest.mark.slow
 def test_a_rejected_fit_leaves_a_fitted_classifier_unchanged(fitted_classifier):
     clf, directory = fitted_classifier
     before = fitted_state(clf)
@@ -345,6 +352,7 @@ def test_numpy_scalars_are_accepted_as_time_limits(time_limit, tmp_path):
             clf.fit(x, y, time_limit=time_limit)
 
 
+@pytest.mark.slow
 def test_final_fit_checks_its_arguments(fitted_classifier):
     clf, _ = fitted_classifier
     x, y = quadrant_images(20, 14)
@@ -368,6 +376,7 @@ def image_sums(dataset):
         ({}, True, False),
     ],
 )
+@pytest.mark.slow
 def test_final_fit_augments_as_the_search_did(
     run_copy, keras_fits, settings, search_augmented, watched
 ):
@@ -395,6 +404,7 @@ def test_final_fit_augments_as_the_search_did(
     assert np.allclose(image_sums(data), image_sums(data)) != augmented
 
 
+@pytest.mark.slow
 def test_predict_names_the_shape_fit_saw(fitted_classifier):
     clf, _ = fitted_classifier
     with pytest.raises(
@@ -404,6 +414,7 @@ def test_predict_names_the_shape_fit_saw(fitted_classifier):
     assert clf.predict(np.zeros((2, 8, 8, 1), "uint8")).shape == (2,)
 
 
+@pytest.mark.slow
 def test_resuming_with_other_classes_is_refused(fitted_classifier):
     _, directory = fitted_classifier
     x, y = quadrant_images(30, 15)
@@ -433,6 +444,7 @@ def snapshot(folder):
     }
 
 
+@pytest.mark.slow
 def test_a_renamed_run_loads_where_it_is_without_writing(run_copy):
     clf, copy = run_copy
     before = snapshot(copy.parent)
@@ -452,6 +464,7 @@ def edit_metadata(folder, **changes):
     path.write_text(json.dumps(metadata))
 
 
+@pytest.mark.slow
 def test_names_in_kerasnas_json_stay_inside_the_run(run_copy, tmp_path):
     clf, copy = run_copy
     elsewhere = tmp_path / "other" / "run"
@@ -467,6 +480,7 @@ def test_names_in_kerasnas_json_stay_inside_the_run(run_copy, tmp_path):
         kerasnas.load(copy)
 
 
+@pytest.mark.slow
 def test_damaged_files_are_named(run_copy):
     clf, copy = run_copy
     best = copy / f"trial_{clf.best_trial_id_}"
@@ -484,6 +498,7 @@ def test_damaged_files_are_named(run_copy):
         kerasnas.load(copy)
 
 
+@pytest.mark.slow
 def test_resuming_falls_back_from_an_unreadable_best_checkpoint(run_copy):
     clf, copy = run_copy
     (copy / f"trial_{clf.best_trial_id_}" / "checkpoint.weights.h5").write_bytes(b"")
@@ -498,7 +513,7 @@ def test_resuming_falls_back_from_an_unreadable_best_checkpoint(run_copy):
 
 
 def test_a_full_disk_gives_one_clear_error_and_leaves_the_estimator_as_it_was(
-    fitted_classifier, monkeypatch, tmp_path
+    monkeypatch, tmp_path
 ):
     from kerasnas import files
 

@@ -1,5 +1,9 @@
 """Data adapters: numpy arrays, `tf.data.Dataset`s and image folders, as one `ImageData`.
 
+Its step of "data to Keras": reading each kind of input (numpy, a Dataset, a folder)
+into one `ImageData`, in memory or as a stream; `reading.py` decides which kind the
+user passed and calls it, `feeds.py` takes the `ImageData` on towards Keras.
+
 In memory or streamed, the rule: a Dataset or a folder is read into memory
 (numpy) while its decoded images take at most `in_memory_bytes()` (256 MB by
 default; the environment variable `KERASNAS_IN_MEMORY_MB` changes it). In

@@ -13,7 +13,10 @@ Glossary:
     outputs: a member's (N, C) predictions: probabilities or values.
     labels: the encoded validation labels: class indices (N,), or targets (N, C).
 
-Only `average` imports Keras; the rest is numpy.
+Its step of "data to Keras": after the search, the validation feed of `feeds.py`
+once more, through the best models (`ValidationPasses`); `finish` runs it all for
+an estimator. Only `average` imports Keras (and `finish` through the models it
+loads); the rest is numpy.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import numpy as np
 
 from kerasnas import files, trials
 from kerasnas.output import logger
+from kerasnas.tasks import run_dir
 
 METRIC = {"classification": "accuracy", "regression": "mean squared error"}
 
@@ -213,3 +217,120 @@ def average(models, name="kerasnas_ensemble"):
     inputs = keras.Input(shape=tuple(models[0].input_shape[1:]), name="ensemble_input")
     outputs = keras.layers.Average(name="average")([m(inputs) for m in models])
     return keras.Model(inputs, outputs, name=name)
+
+
+def finish(task, ranked, feed, counts, batch_size, deadline):
+    """Averages the best distinct architectures into `task.model_` if that scores better.
+
+    The best trial's model (`task.model_`, the first of `ranked`) and the next
+    ones with other architectures predict on the validation data while the
+    time before `deadline` allows (see `gather`); if the average of the first
+    few beats the best alone (`choose`), it becomes `task.model_` and their
+    trial ids `task.ensemble_`.
+
+    Args:
+        task: the estimator, its `model_` the best trial's model.
+        ranked: COMPLETED trials, best first, the first one that of `task.model_`.
+        feed: the validation data as `feeds.validation_feed` gives it.
+        counts: `(training images, validation images)`, to estimate the
+            first validation pass from the best trial's epoch time.
+        batch_size: batch size for predicting.
+        deadline: the time by which `fit` must return.
+
+    Returns:
+        `(the ensemble's score, the best model's score)` on the validation
+        data (see `score`) when an ensemble was chosen, else None.
+    """
+    if task.ensemble_size <= 1 or time.time() >= deadline:
+        return None
+    candidates = members(ranked, task.ensemble_size)
+    if len(candidates) < 2:
+        return None
+    best, best_model = ranked[0], task.model_
+    epoch_seconds = trials.metric(best, trials.EPOCH_SECONDS) or 0.0
+    passes = ValidationPasses(feed, max(batch_size, 256))
+
+    def load(trial):
+        return best_model if trial is best else run_dir.load_trial_model(task.project_dir, trial)
+
+    try:
+        gathered = gather(
+            candidates,
+            load,
+            passes,
+            deadline,
+            flops=lambda trial: trials.graph_of(trial).flops(),
+            first_seconds=epoch_seconds * counts[1] / max(1, sum(counts)),
+        )
+    except ReorderedError as e:
+        logger.warning("%s", e)
+        return None
+    if len(gathered) < 2:
+        return None
+    outputs = [found[2] for found in gathered]
+    count = choose(outputs, passes.labels, task.task)
+    if count < 2:
+        return None
+    chosen = gathered[:count]
+    task.model_ = average([model for _, model, _ in chosen])
+    task.ensemble_ = [trial.trial_id for trial, _, _ in chosen]
+    mean = np.mean(outputs[:count], axis=0)
+    return (
+        score(mean, passes.labels, task.task),
+        score(outputs[0], passes.labels, task.task),
+    )
+
+
+class ReorderedError(ValueError):
+    """Raised when a streamed validation set yields its images in another order on a new pass."""
+
+
+class ValidationPasses:
+    """`model -> (N, C) outputs` on the validation data, as `feeds.validation_feed` gives it.
+
+    `labels` holds the encoded labels after the first pass. A streamed feed
+    is read again for every model, so each pass is checked to yield the
+    same images in the same order as the first (a Dataset reshuffled on
+    every iteration does not); otherwise the outputs could not be averaged.
+
+    Args:
+        feed: `(images, encoded labels)` arrays, or a Dataset of such batches.
+        batch_size: images per call of a model on arrays.
+    """
+
+    def __init__(self, feed, batch_size):
+        self.feed = feed
+        self.batch_size = batch_size
+        self.labels = None
+        self._fingerprint = None  # (N,) sum of each preprocessed image, of the first pass
+
+    def __call__(self, model):
+        if isinstance(self.feed, tuple):  # called batch by batch: no predict function to trace
+            images, self.labels = self.feed[0], np.asarray(self.feed[1])
+            return np.concatenate(
+                [
+                    np.asarray(model(images[i : i + self.batch_size], training=False))
+                    for i in range(0, len(images), self.batch_size)
+                ]
+            )
+        outputs, labels, sums = [], [], []
+        for images, encoded in self.feed:
+            outputs.append(np.asarray(model(images, training=False)))
+            labels.append(np.asarray(encoded))
+            images = np.asarray(images, dtype="float64")
+            sums.append(images.reshape(len(images), -1).sum(axis=1))
+        labels, sums = np.concatenate(labels), np.concatenate(sums)
+        if self._fingerprint is None:
+            self.labels, self._fingerprint = labels, sums
+        elif not (
+            labels.shape == self.labels.shape
+            and np.array_equal(labels, self.labels)
+            and np.allclose(sums, self._fingerprint, rtol=1e-6, atol=1e-6)
+        ):
+            raise ReorderedError(
+                "kerasnas: `validation_data` yields its images in another order on each pass "
+                "(a Dataset shuffled on every iteration?), so the best models' outputs cannot "
+                "be averaged; keeping the best model alone. For an ensemble, pass validation "
+                "data in a fixed order (shuffle(..., reshuffle_each_iteration=False), or none)."
+            )
+        return np.concatenate(outputs)

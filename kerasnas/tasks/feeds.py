@@ -1,6 +1,10 @@
 """From `ImageData` to what Keras trains on: preprocessing, label encoding in TensorFlow,
 sample and class weights, augmentation, and batched streams.
 
+Its step of "data to Keras": the second, after `reading.py` has checked the user's
+data into `ImageData`: the training and validation feeds handed to Keras' `fit`
+(through the tuner, or in `final_fit`) and to the models' calls for predictions.
+
 The searched models take float32 images, resized (`resize_shape`) and
 normalised per channel with the training images' mean and variance; the
 preprocessing model (`preprocessor`) does that and is put in front of every
@@ -16,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from kerasnas.pipelines import array_dataset, augmenter, untuned
+from kerasnas.tasks import data as datalib
 
 SHUFFLE_SEED = 0
 
@@ -171,3 +176,49 @@ def stream(make, prep, encode, batch_size, per_class=None, augment=False, labell
 
         dataset = dataset.map(convert(weighted), num_parallel_calls=tf.data.AUTOTUNE)
     return untuned(dataset.prefetch(2))  # a fixed buffer: memory stays a few batches
+
+
+def training_feed(task, train, encoded, weights, per_class, batch_size, augment=None):
+    """`(args, kwargs)` for Keras' `fit` (through the tuner) on `train`, preprocessed by
+    `task.preprocessor_`, shuffled every epoch; augmented if `augment` (None: `task.augment`)."""
+    augment = task.augment if augment is None else augment
+    if train.streamed:
+        make = train.make_stream
+        if train.files is not None:  # a folder: shuffle its file names every epoch
+            make = datalib.folder_stream(
+                train.files, train.labels, *train.folder, shuffle_seed=task.seed or 0
+            )
+        dataset = stream(
+            make,
+            task.preprocessor_,
+            label_encoder_fn(task._targets_config(), task.task),
+            batch_size,
+            per_class=per_class,
+            augment=augment,
+        )
+        return (dataset,), {}
+    x = prepare(task.preprocessor_, train.images)
+    dataset = array_dataset(
+        x, encoded, weights, batch_size, shuffle=True, seed=task.seed, augment=augment
+    )
+    return (dataset,), {}
+
+
+def validation_feed(task, val, val_encoded, batch_size):
+    """The validation data: a Dataset of batches if streamed, else `(images, labels)`
+    arrays (see `keras_validation` for `fit`)."""
+    if val.streamed:
+        return stream(
+            val.make_stream,
+            task.preprocessor_,
+            label_encoder_fn(task._targets_config(), task.task),
+            batch_size,
+        )
+    return prepare(task.preprocessor_, val.images), val_encoded
+
+
+def keras_validation(feed, batch_size):
+    """A `validation_feed` as `fit` gets it: arrays become an untuned Dataset of batches."""
+    if isinstance(feed, tuple):
+        return array_dataset(*feed, batch_size=batch_size)
+    return feed

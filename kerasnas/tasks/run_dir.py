@@ -1,13 +1,18 @@
-"""The run directory of a task: its `kerasnas.json`, its lock, its trials and weights.
+"""The run directory of a task: finding it, its `kerasnas.json`, its lock, its trials and weights.
+
+Its step of "data to Keras": after Keras, keeping what it trained and finding it
+again (which of the estimator's attributes go into `kerasnas.json` is `persistence.py`'s).
 
 A run directory (`directory/project_name`) holds KerasTuner's files
 (`oracle.json`, `trial_<id>/trial.json`), each trial's best weights
 (`trial_<id>/checkpoint.weights.h5`) and kerasnas' own `kerasnas.json`:
 the task, the input the search was made for, the preprocessing, the label
 encoding, the best trial and the trials of the ensemble, if one was chosen.
-Everything here reads files defensively: a damaged file gives an error that
-names it and says what to do, and nothing named in `kerasnas.json` may point
-outside the run directory.
+This module is the one place that finds a run (`find_run`), reads its trial files
+(`read_trials`), names a trial's checkpoint (`checkpoint_path`) and loads a trial's
+trained model (`load_trial_model`). Everything here reads files defensively: a
+damaged file gives an error that names it and says what to do, and nothing named
+in `kerasnas.json` may point outside the run directory.
 """
 
 from __future__ import annotations
@@ -15,8 +20,10 @@ from __future__ import annotations
 import glob
 import os
 import re
+import warnings
 
 from kerasnas import files, trials
+from kerasnas.output import user_stacklevel
 
 METADATA = "kerasnas.json"
 FINAL_WEIGHTS = "final.weights.h5"
@@ -130,7 +137,42 @@ def _short(values):
     return f"[{', '.join(map(repr, values[:8]))}, ... ({len(values)} in all)]"
 
 
+def find_run(directory):
+    """The run directory in `directory`: itself, or its one subfolder holding `kerasnas.json`.
+
+    Raises:
+        FileNotFoundError: if neither `directory` nor a subfolder holds one.
+        ValueError: if several subfolders do.
+    """
+    directory = os.path.abspath(str(directory))
+    candidates = []
+    if os.path.isdir(directory):
+        candidates = [directory] + sorted(
+            os.path.join(directory, d)
+            for d in os.listdir(directory)
+            if os.path.isdir(os.path.join(directory, d))
+        )
+    found = [d for d in candidates if os.path.exists(metadata_path(d))]
+    if not found:
+        raise FileNotFoundError(
+            f"No finished kerasnas search in {directory} (no {METADATA} there or in its "
+            "subfolders). Call `fit` first."
+        )
+    if len(found) > 1:
+        raise ValueError(f"{directory} holds several searches; pass one of {found}.")
+    return found[0]
+
+
+def objective_direction(objective):
+    """`"max"` or `"min"`: the direction of the objective named `objective` (as recorded in
+    `kerasnas.json`), by KerasTuner's rule, the one the oracle ranked the trials by."""
+    from keras_tuner.engine import metrics_tracking
+
+    return metrics_tracking.infer_metric_direction(objective) or "max"
+
+
 def checkpoint_path(project_dir, trial_id):
+    """Where the best weights of trial `trial_id` of the run `project_dir` are kept."""
     return os.path.join(project_dir, f"trial_{trial_id}", trials.CHECKPOINT)
 
 
@@ -148,114 +190,105 @@ def load_weights(model, path, fix):
     return model
 
 
+def load_trial_model(project_dir, trial, fix=""):
+    """The trained model of `trial`, named `trial_<id>`, with its best weights.
+
+    Args:
+        project_dir: the run directory.
+        trial: a KerasTuner `Trial` that carries an architecture.
+        fix: what the error message tells the user to do. Defaults to `""`.
+
+    Raises:
+        files.RunFileError: if its weights are missing or do not load.
+    """
+    model = trials.graph_of(trial).to_keras(name=f"trial_{trial.trial_id}")
+    return load_weights(model, checkpoint_path(project_dir, trial.trial_id), fix)
+
+
+def first_loadable(project_dir, ranked):
+    """`(trial, model)` of the best trial in `ranked` whose weights load, with a warning
+    that names the unreadable ones if it is not the first.
+
+    Raises:
+        files.RunFileError: if none loads.
+    """
+    failures = []
+    for trial in ranked:
+        try:
+            model = load_trial_model(project_dir, trial)
+        except files.RunFileError as e:
+            failures.append(e)
+            continue
+        if failures:
+            warnings.warn(
+                f"kerasnas: {' '.join(str(f).strip() for f in failures)} Using trial "
+                f"{trial.trial_id}, the best trial whose weights load.",
+                RuntimeWarning,
+                stacklevel=user_stacklevel(),
+            )
+        return trial, model
+    raise files.RunFileError(
+        f"No finished trial of {project_dir} has readable weights: "
+        f"{' '.join(str(f).strip() for f in failures)} Pass overwrite=True to start afresh.",
+        failures[0].path,
+    )
+
+
 def read_trials(project_dir):
-    """`{trial_id: Trial}` from the trial files of `project_dir`, without writing anything."""
+    """`{trial_id: Trial}` from the trial files of `project_dir`, in trial-id order, without
+    writing anything; a damaged file reads as a failed trial (see `trials.read_trial`)."""
     found = {}
     for path in sorted(glob.glob(os.path.join(project_dir, "trial_*", trials.TRIAL_FILE))):
         trial = trials.read_trial(path)
         found[trial.trial_id] = trial
-    return found
+    return dict(sorted(found.items()))
 
 
 class DirectoryLock:
-    """An exclusive, non-blocking lock on a file beside the run directory.
+    """An exclusive, non-blocking lock on a file beside the run directory (`<run>.lock`).
 
-    `fcntl.flock` on POSIX and `msvcrt.locking` on Windows, imported when a
-    lock is taken (so `import kerasnas` needs neither); the operating system
-    releases either when the process dies. Where neither exists, the lock is
-    the file's exclusive creation (`os.O_EXCL`), holding the owner's process id;
-    a lock left by a process that is gone is taken over.
+    It is `filelock.FileLock`, imported when a lock is taken (so `import kerasnas`
+    does not load it): `fcntl.flock` on POSIX, `msvcrt.locking` on Windows, both
+    released by the operating system when the process dies, so the lock of a killed
+    `fit` never blocks the next one. Where neither exists, filelock uses the file's
+    exclusive creation, recording the owner's process id and host; filelock 4 takes
+    over such a lock when its owner on the same host is gone (older releases do not).
+
+    On a shared network filesystem the lock keeps processes on different machines
+    apart only as far as the filesystem's own locks do. On Linux, `flock` on NFS is
+    carried out as an NFS byte-range lock, which other clients see (NFSv4, or NFSv3
+    with its lock manager running). On a filesystem without locks (some FUSE and SMB
+    mounts) `flock` fails: filelock 3 then raises `NotImplementedError`, and filelock
+    4 falls back to the exclusive-creation file, which records the owner's host; a
+    process on another host cannot tell whether that owner is alive, so a lock left
+    there by a machine that crashed has to be deleted by hand. Several machines
+    sharing one search should use KerasTuner's distributed mode instead.
+
+    Raises:
+        RuntimeError: on entering, if another `fit` (in this or another process)
+            holds the lock.
     """
 
     def __init__(self, path):
         self.path = path
-        self._file = None
-        self._unlock = None
-
-    def _busy(self):
-        return RuntimeError(
-            f"Another process is fitting into {self.path[:-5]}; wait for it to finish, "
-            "or use another directory or project_name."
-        )
+        self._lock = None
 
     def __enter__(self):
+        import filelock
+
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        lock = filelock.FileLock(self.path, timeout=0)
         try:
-            import fcntl
-        except ImportError:
-            fcntl = None
-        if fcntl is not None:
-            self._file = open(self.path, "a")
-            try:
-                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                self._file.close()
-                raise self._busy() from None
-            self._unlock = lambda: fcntl.flock(self._file, fcntl.LOCK_UN)
-            return self
-        try:
-            import msvcrt
-        except ImportError:
-            msvcrt = None
-        if msvcrt is not None:
-            self._file = open(self.path, "a+")
-            try:
-                self._file.seek(0)
-                msvcrt.locking(self._file.fileno(), msvcrt.LK_NBLCK, 1)
-            except OSError:
-                self._file.close()
-                raise self._busy() from None
-
-            def unlock():
-                self._file.seek(0)
-                msvcrt.locking(self._file.fileno(), msvcrt.LK_UNLCK, 1)
-
-            self._unlock = unlock
-            return self
-        self._exclusive_create()
+            lock.acquire()
+        except filelock.Timeout:
+            raise RuntimeError(
+                f"Another process is fitting into {self.path.removesuffix('.lock')}; wait for "
+                "it to finish, or use another directory or project_name."
+            ) from None
+        self._lock = lock
         return self
 
-    def _exclusive_create(self):
-        path = self.path + ".pid"
-        for _ in range(2):
-            try:
-                handle = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                if _owner_alive(path):
-                    raise self._busy() from None
-                try:
-                    os.unlink(path)  # left by a process that is gone
-                except FileNotFoundError:
-                    pass
-                continue
-            with os.fdopen(handle, "w") as f:
-                f.write(str(os.getpid()))
-            self._unlock = lambda: os.unlink(path)
-            return
-        raise self._busy()
-
     def __exit__(self, *exc):
-        try:
-            if self._unlock is not None:
-                self._unlock()
-        finally:
-            if self._file is not None:
-                self._file.close()
-            self._file, self._unlock = None, None
-
-
-def _owner_alive(path):
-    try:
-        with open(path) as f:
-            pid = int(f.read().strip() or 0)
-    except (OSError, ValueError):
-        return True  # being written: assume alive
-    if pid <= 0:
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
+        lock, self._lock = self._lock, None
+        if lock is not None:
+            lock.release()
