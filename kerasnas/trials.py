@@ -192,6 +192,21 @@ def better(value, tie_loss, best, best_tie_loss, direction):
     return tie_loss is not None and (best_tie_loss is None or tie_loss < best_tie_loss)
 
 
+def read_trials(project_dir):
+    """Every trial of the search in `project_dir`, read with `read_trial`, in folder order.
+
+    Args:
+        project_dir: the search's folder, holding `trial_<id>/trial.json` files.
+
+    Returns:
+        A list of KerasTuner `Trial`s (empty when there are none).
+    """
+    import glob
+
+    pattern = os.path.join(glob.escape(str(project_dir)), "trial_*", TRIAL_FILE)
+    return [read_trial(path) for path in sorted(glob.glob(pattern))]
+
+
 def read_trial(path):
     """Reads a KerasTuner `trial.json`.
 

@@ -23,6 +23,24 @@ def is_child(trial):
     return bool(trials.parent_of(trial)) and not trials.is_refinement(trial)
 
 
+def observations(scored, failed, direction):
+    """What the Gaussian process is fitted to: trial ids and maximised objective values,
+    the `scored` trials' own and the `failed` trials' at the worst score.
+
+    Args:
+        scored: completed trials with a finite score (at least one).
+        failed: failed trials with an architecture.
+        direction: the objective's, `"max"` or `"min"`.
+
+    Returns:
+        `(ids, y)`: a list of n ids and an (n,) array.
+    """
+    sign = 1.0 if direction == "max" else -1.0
+    y = [sign * t.score for t in scored]
+    y += [min(y)] * len(failed)
+    return [t.trial_id for t in scored] + [t.trial_id for t in failed], np.array(y)
+
+
 def overhead_seconds(searched, probe=None, child=False):
     """Seconds a trial spends besides its epochs (building, weight transfer, compiling,
     tracing): the median over the timed trials, else the probe's, else 0.

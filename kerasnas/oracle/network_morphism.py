@@ -5,25 +5,51 @@ which trial comes next (`populate_space`), keeps the search's state in KerasTune
 files and reloads it. The rules it applies live apart: the budget policy in
 `schedule.py`, what the trials measured in `measurements.py`, the choice of a
 morphism child in `proposals.py`.
+
+What it does, trial by trial:
+
+1. **Sizes the first architecture.** The tuner times the plain CNN at up to three
+   widths on a few batches (`set_probe`); the first architecture is the widest of
+   `schedule.FIRST_WIDTHS` that the budget affords (`BudgetSchedule.first_width`;
+   the default width without a deadline or a timing). The other initial
+   architectures (ResNet- and DenseNet-like) start only while a full trial of
+   them fits.
+2. **Grows it by morphism.** Every later trial is a child of a trained architecture,
+   one or more morphisms away (deeper, wider, skip), starting from its parent's
+   weights and function. It is chosen to maximise the expected improvement (or an
+   upper confidence bound) of a Gaussian process over architectures, per second of
+   training under a deadline (`proposals.CandidateSearch`). The kernel is
+   `exp(-sum_i d_i / l_i)` over the edit distance, |log2 FLOPs_a - log2 FLOPs_b|,
+   |depth_a - depth_b| and |log2(1 + effort_a) - log2(1 + effort_b)|, with the
+   lengthscales fitted by marginal likelihood.
+3. **Plans every trial's time.** Under a deadline (`set_deadline`) each trial
+   carries a `kerasnas.trials.TrialPlan`, which the tuner executes: its seconds,
+   patience, learning-rate scale, augmentation and the search's deadline
+   (`BudgetSchedule.plan`). Epoch times come from one `EpochCost` model fitted to
+   the epochs the trials measured, or to the probe before any.
+4. **Finishes by refining the best.** Once the last `refine_share` of the budget
+   has come, or few epochs of the best architecture still fit, the next trial
+   trains the best architecture on from its best weights for all the time left
+   (`"refine": True`), on augmented images once it overfits (`overfit_ratio`).
+   Every trial augments from its start when the budget holds `augment_epochs`
+   epochs of the first architecture.
 """
 
 from __future__ import annotations
 
-import glob
 import logging
 import math
-import os
 import time
 
-import keras_tuner
 import numpy as np
 from keras_tuner.engine import trial as trial_module
 
-from kerasnas import files, trials
+from kerasnas import trials
 from kerasnas.arguments import check_choice, check_input_shape, check_int, check_number
 from kerasnas.graph import Graph, generators
 from kerasnas.graph.distance import describe
 from kerasnas.oracle import measurements
+from kerasnas.oracle.durable import DurableOracle
 from kerasnas.oracle.proposals import (
     ACQUISITIONS,
     CandidateSearch,
@@ -44,36 +70,10 @@ TASKS = ("classification", "regression")
 _Status = trial_module.TrialStatus
 
 
-class NetworkMorphismOracle(keras_tuner.Oracle):
+class NetworkMorphismOracle(DurableOracle):
     """Searches CNN architectures by network morphism guided by a Gaussian process.
 
-    What it does, trial by trial:
-
-    1. **Sizes the first architecture.** The tuner times the plain CNN at up to three
-       widths on a few batches (`set_probe`); the first architecture is the widest of
-       `schedule.FIRST_WIDTHS` that the budget affords (`BudgetSchedule.first_width`;
-       the default width without a deadline or a timing). The other initial
-       architectures (ResNet- and DenseNet-like) start only while a full trial of
-       them fits.
-    2. **Grows it by morphism.** Every later trial is a child of a trained architecture,
-       one or more morphisms away (deeper, wider, skip), starting from its parent's
-       weights and function. It is chosen to maximise the expected improvement (or an
-       upper confidence bound) of a Gaussian process over architectures, per second of
-       training under a deadline (`proposals.CandidateSearch`). The kernel is
-       `exp(-sum_i d_i / l_i)` over the edit distance, |log2 FLOPs_a - log2 FLOPs_b|,
-       |depth_a - depth_b| and |log2(1 + effort_a) - log2(1 + effort_b)|, with the
-       lengthscales fitted by marginal likelihood.
-    3. **Plans every trial's time.** Under a deadline (`set_deadline`) each trial
-       carries a `kerasnas.trials.TrialPlan`, which the tuner executes: its seconds,
-       patience, learning-rate scale, augmentation and the search's deadline
-       (`BudgetSchedule.plan`). Epoch times come from one `EpochCost` model fitted to
-       the epochs the trials measured, or to the probe before any.
-    4. **Finishes by refining the best.** Once the last `refine_share` of the budget
-       has come, or few epochs of the best architecture still fit, the next trial
-       trains the best architecture on from its best weights for all the time left
-       (`"refine": True`), on augmented images once it overfits (`overfit_ratio`).
-       Every trial augments from its start when the budget holds `augment_epochs`
-       epochs of the first architecture.
+    What it does, trial by trial, is in this module's docstring.
 
     Each trial's hyperparameters hold the architecture as JSON, the id of the parent
     whose weights it starts from, whether it refines, and its plan (`kerasnas.trials`).
@@ -197,7 +197,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
                 f"Received: clock={clock!r}"
             )
         self.clock = clock or time.time
-        self.initial_graphs = self._check_initial_graphs(initial_graphs, max_model_size)
+        self._sized = initial_graphs is None  # the default ones are sized later
+        self.initial_graphs = _initial_graphs(self, initial_graphs, max_model_size)
         self.deadline = None
         self.budget = None
         self.width = None  # first-stage filters of the sized initial architectures, once chosen
@@ -206,33 +207,6 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         self._graphs = {}  # trial id -> (Graph, its description for the edit distance)
         self._costs = measurements.CostModel(self.trial_graph)
         self._edit = EditDistances(lambda trial_id: self._graphs[trial_id][1])
-
-    def _check_initial_graphs(self, initial_graphs, max_model_size):
-        """The initial architectures that fit; the default ones are sized later."""
-        self._sized = initial_graphs is None
-        if initial_graphs is None:
-            initial_graphs = generators.initial_graphs(
-                self.input_shape, self.num_outputs, self.task
-            )
-        initial_graphs = list(initial_graphs)
-        if not initial_graphs or not all(isinstance(g, Graph) for g in initial_graphs):
-            raise ValueError(
-                "Expected `initial_graphs` to be a non-empty list of `kerasnas.graph.Graph`. "
-                f"Received: initial_graphs={initial_graphs!r}"
-            )
-        fitting = [g for g in initial_graphs if self._fits(g)]
-        if self._sized and not fitting:  # the narrowest may still fit
-            fitting = self._default_graphs(FIRST_WIDTHS[0])
-        if not self.search:
-            fitting = fitting[:1]
-        if not fitting:
-            smallest = min(g.num_params() for g in initial_graphs)
-            raise ValueError(
-                f"`max_model_size` is smaller than every initial architecture (the smallest "
-                f"has {smallest:,} parameters). Received: max_model_size={max_model_size}. "
-                "Raise it, or pass None for no limit."
-            )
-        return fitting
 
     # ------------------------------------------------------------------ budget
 
@@ -249,8 +223,7 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
             budget = self.deadline - self.clock()
         self.budget = check_number("budget", budget, allow_none=True)
 
-    def _remaining(self):
-        """Seconds to the deadline (at least 0), or None without one."""
+    def _remaining(self):  # seconds to the deadline (at least 0), or None without one
         return None if self.deadline is None else max(0.0, self.deadline - self.clock())
 
     def _fits(self, graph):
@@ -266,9 +239,8 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         return self._graphs[trial.trial_id][0]
 
     def get_best_trials(self, num_trials=1):
-        """The best trials, ranked by `kerasnas.trials.ranking_key`: a tie on the objective
-        goes to the lower validation loss (KerasTuner would keep the earliest, say the
-        first trial over its longer-trained refinement); unfinished trials come last."""
+        """The best trials by `kerasnas.trials.ranking_key` (a tie goes to the lower
+        validation loss, not to the earliest trial); unfinished trials come last."""
         ranked = trials.ranked(self.trials.values(), self.objective.direction)
         if len(ranked) < num_trials:
             ranked += [t for t in self.trials.values() if t.status != _Status.COMPLETED]
@@ -494,21 +466,12 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
 
     # ------------------------------------------------------------------ proposals
 
-    def _observations(self, scored):
-        """Trial ids and maximised objective values: scored trials, failed ones at the worst."""
-        sign = 1.0 if self.objective.direction == "max" else -1.0
-        ids = [t.trial_id for t in scored]
-        y = [sign * t.score for t in scored]
-        failed = [t for t in self._with_architecture() if t.status == _Status.FAILED]
-        for t in failed:
-            self.trial_graph(t)
-        ids += [t.trial_id for t in failed]
-        y += [min(y)] * len(failed)
-        return ids, np.array(y)
-
     def _propose(self, scored, tried, rng):
         """The next morphism child and its parent's id, or None (see `CandidateSearch`)."""
-        ids, y = self._observations(scored)  # (n,)
+        failed = [t for t in self._with_architecture() if t.status == _Status.FAILED]
+        for t in failed:
+            self.trial_graph(t)  # parsed for the distances
+        ids, y = measurements.observations(scored, failed, self.objective.direction)  # (n,)
         efforts = np.array([self.effort(i) for i in ids])  # (n,)
         observed = [self._graphs[i][0] for i in ids]
         distances = kernel_distances(self._edit.matrix(ids), observed, observed, efforts, efforts)
@@ -550,14 +513,6 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         return state
 
     def set_state(self, state):
-        # Trials whose files are gone cannot be running or waiting for a retry.
-        state = dict(state)
-        state["ongoing_trials"] = {
-            tuner: trial_id
-            for tuner, trial_id in state["ongoing_trials"].items()
-            if trial_id in self.trials
-        }
-        state["retry_queue"] = [i for i in state["retry_queue"] if i in self.trials]
         super().set_state(state)
         self.deadline = state.get("deadline")
         self.budget = state.get("budget")
@@ -565,52 +520,34 @@ class NetworkMorphismOracle(keras_tuner.Oracle):
         self.augment = state.get("augment")
         self.probe = state.get("probe")
 
-    def save(self):
-        files.write_json(self._get_oracle_fname(), self.get_state())
 
-    def _save_trial(self, trial):
-        path = os.path.join(self._get_trial_dir(trial.trial_id), trials.TRIAL_FILE)
-        files.write_json(path, trial.get_state())
+def _initial_graphs(oracle, initial_graphs, max_model_size):
+    """The initial architectures of `oracle` that fit `max_model_size` (the default ones
+    when `initial_graphs` is None; only the first without search).
 
-    def reload(self):
-        """Reloads the search from its files (KerasTuner's `Oracle.reload`), robustly.
-
-        An empty or truncated `trial.json` (a crash while it was written by an older
-        version) is read as a failed trial without an architecture, with a warning: its
-        id stays taken and the search goes on. An unreadable `oracle.json` is rebuilt
-        from the trial files, with a warning: unfinished trials are run again.
-        """
-        pattern = os.path.join(self._project_dir, "trial_*", trials.TRIAL_FILE)
-        for path in sorted(glob.glob(pattern)):
-            trial = trials.read_trial(path)
-            self.trials[trial.trial_id] = trial
-        path = self._get_oracle_fname()
-        try:
-            state = files.read_json(path)
-        except files.RunFileError as e:
-            logger.warning("%s The search state is rebuilt from the trial files.", e)
-            state = self._state_from_trials()
-        try:
-            self.set_state(state)
-        except KeyError as e:
-            raise files.RunFileError(
-                f"{path} lacks {e} and was not written by this version of kerasnas. "
-                "Pass overwrite=True, or another directory, to start afresh."
-            ) from e
-        for trial in self.ongoing_trials.values():
-            self._retry_queue.append(trial.trial_id)  # as KerasTuner: run them again
-        self.ongoing_trials = {}
-
-    def _state_from_trials(self):
-        ids = sorted(self.trials)
-        ended = [i for i in ids if self.trials[i].status != _Status.RUNNING]
-        return {
-            **super().get_state(),
-            "ongoing_trials": {},
-            "start_order": ids,
-            "end_order": ended,
-            "run_times": {i: 1 for i in ended},
-            "retry_queue": [i for i in ids if i not in ended],
-            "tried_so_far": [],
-            "id_to_hash": {},
-        }
+    Raises:
+        ValueError: if `initial_graphs` is not a list of Graphs, or none fits.
+    """
+    if initial_graphs is None:
+        initial_graphs = generators.initial_graphs(
+            oracle.input_shape, oracle.num_outputs, oracle.task
+        )
+    initial_graphs = list(initial_graphs)
+    if not initial_graphs or not all(isinstance(g, Graph) for g in initial_graphs):
+        raise ValueError(
+            "Expected `initial_graphs` to be a non-empty list of `kerasnas.graph.Graph`. "
+            f"Received: initial_graphs={initial_graphs!r}"
+        )
+    fitting = [g for g in initial_graphs if oracle._fits(g)]
+    if oracle._sized and not fitting:  # the narrowest may still fit
+        fitting = oracle._default_graphs(FIRST_WIDTHS[0])
+    if not oracle.search:
+        fitting = fitting[:1]
+    if not fitting:
+        smallest = min(g.num_params() for g in initial_graphs)
+        raise ValueError(
+            f"`max_model_size` is smaller than every initial architecture (the smallest "
+            f"has {smallest:,} parameters). Received: max_model_size={max_model_size}. "
+            "Raise it, or pass None for no limit."
+        )
+    return fitting
