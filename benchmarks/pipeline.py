@@ -119,22 +119,20 @@ def throughput(kind, n, epochs, folder=None):
         _model((SIDE, SIDE, 3)).fit(dataset, epochs=epochs, callbacks=[timer], verbose=0)
         return _rate(timer, n)
     # kerasnas' input path: what `fit` reads, preprocesses and feeds a trial.
-    from kerasnas.tasks import feeds
+    from kerasnas.tasks import feeds, reading
 
     clf = kerasnas.ImageClassifier(seed=0, verbose=0)
     if kind == "numpy_kerasnas":
         x, y = synthetic(n, 28, 1)
-        train = clf._read(x, y, "x", labelled=True)
+        train = reading.read(clf, x, y, "x", labelled=True)
     else:
-        train = clf._read(folder, None, "x", labelled=True)
-    targets, encoded = clf._targets(train)
+        train = reading.read(clf, folder, None, "x", labelled=True)
+    targets, encoded = clf._learn_targets(train.labels)
     clf.__dict__.update(targets)
     clf.input_shape_ = train.raw_shape
     mean, variance, _, _ = feeds.statistics(train.sample)
     clf.preprocessor_ = feeds.preprocessor(train.raw_shape, None, mean, variance)
-    args, kwargs = clf._training_feed(train, encoded, None, None, batch)
-    if not train.streamed:
-        kwargs["batch_size"] = batch
+    args, kwargs = feeds.training_feed(clf, train, encoded, None, None, batch)
     _model(train.shape).fit(*args, epochs=epochs, callbacks=[timer], verbose=0, **kwargs)
     return _rate(timer, train.count)
 
