@@ -14,6 +14,7 @@ from PIL import Image
 import kerasnas
 from kerasnas.graph import generators
 from kerasnas.tasks import data, feeds
+from kerasnas.tasks.run_dir import DirectoryLock
 from kerasnas.testing import quadrant_images
 
 NAMES = ["left", "right", "bottom"]
@@ -142,6 +143,32 @@ def test_import_and_lock_without_fcntl(tmp_path):
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 
+def test_the_lock_of_a_killed_process_does_not_block(tmp_path):
+    path = str(tmp_path / "run.lock")
+    code = textwrap.dedent(f"""
+        import os, sys
+        from kerasnas.tasks.run_dir import DirectoryLock
+        with DirectoryLock({path!r}):
+            print("locked", flush=True)
+            sys.stdin.readline()  # held until killed
+    """)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RuntimeError, match="Another process is fitting into .*run;"):
+            with DirectoryLock(path):
+                pass
+        holder.kill()
+        holder.wait(timeout=30)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+    with DirectoryLock(path):  # the killed holder's lock file is still there, its lock gone
+        assert (tmp_path / "run.lock").exists()
+
+
 # ---------------------------------------------------------------------- end to end
 
 
@@ -156,10 +183,11 @@ def test_a_folder_through_fit_predict_evaluate_and_export(tmp_path):
     assert clf.input_shape_ == (12, 12, 3) and clf.classes_.tolist() == sorted(NAMES)
     predicted = clf.predict(test)
     assert predicted.shape == (30,) and set(predicted) <= set(NAMES)
-    assert 0 <= clf.evaluate(test) <= 1
+    read = data.from_folder(test, size=(12, 12), channels=3)
+    images, truth = read.images, np.asarray(read.labels)
+    assert clf.evaluate(test) == pytest.approx(np.mean(predicted == truth))
     assert set(clf.evaluate(test, return_dict=True)) == {"loss", "accuracy"}
     (model,) = clf.get_best_models(1)
-    images = data.from_folder(test, size=(12, 12), channels=3).images
     np.testing.assert_allclose(model.predict(images, verbose=0), clf.predict_proba(test), atol=1e-5)
     path = clf.export(tmp_path / "serving")
     serve = tf.saved_model.load(str(path)).signatures["serving_default"]

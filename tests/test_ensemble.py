@@ -365,7 +365,14 @@ def test_the_search_keeps_the_average_that_choose_picks(run_copy, monkeypatch):
     monkeypatch.setattr(ensemble, "choose", choose)
     scores = ensemble.finish(clf, ranked, feed, (60, 40), 16, time.time() + 60)
     assert picked == [3] and clf.ensemble_ == ["0000", "0001"]
-    assert scores is not None and 0 <= scores[0] <= 1
+    images, labels = feed
+    each = [np.asarray(clf._trial_model(i)(images, training=False)) for i in ("0000", "0001")]
+    assert scores == pytest.approx(
+        (
+            ensemble.score(np.mean(each, axis=0), labels, "classification"),
+            ensemble.score(each[0], labels, "classification"),
+        )
+    )
     x, _ = quadrant_images(10, 26)
     each = [clf.export_model(trial_id=i).predict(x, verbose=0) for i in ("0000", "0001")]
     np.testing.assert_allclose(clf.predict_proba(x), np.mean(each, axis=0), atol=1e-6)
