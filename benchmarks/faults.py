@@ -40,49 +40,13 @@ SLACK = 10.0  # seconds over the time limit that still count as "within it"
 # A search in a child process. `mode` "json" or "checkpoint" kills it halfway through
 # its n-th such write; "time" leaves the killing to the parent; "none" runs it whole.
 SEARCH = """
-import json, os, signal, tempfile, time
+import time
 import kerasnas
-from kerasnas import files
-from kerasnas.testing import quadrant_images
+from kerasnas.testing import die_halfway_through, quadrant_images
 
 mode, n = {mode!r}, {n}
-writes = [0]
-
-
-def torn(path, data):
-    # What a kill halfway through an atomic write leaves: a half-written temporary file.
-    handle, _ = tempfile.mkstemp(
-        dir=os.path.dirname(os.path.abspath(path)),
-        prefix="." + os.path.basename(path) + ".",
-        suffix=".tmp",
-    )
-    os.write(handle, data[: len(data) // 2])
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-if mode == "json":
-    write_json = files.write_json
-
-    def counted_write_json(path, obj, indent=2):
-        writes[0] += 1
-        if writes[0] == n:
-            torn(path, json.dumps(obj, indent=indent).encode())
-        return write_json(path, obj, indent)
-
-    files.write_json = counted_write_json
-elif mode == "checkpoint":
-    copy_file = files.copy_file
-
-    def counted_copy_file(source, path):
-        if path.endswith(".weights.h5"):
-            writes[0] += 1
-            if writes[0] == n:
-                with open(source, "rb") as f:
-                    torn(path, f.read())
-        return copy_file(source, path)
-
-    files.copy_file = counted_copy_file
-
+if mode in ("json", "checkpoint"):
+    die_halfway_through(mode, lambda path, count: count == n)
 x, y = quadrant_images(300, 10)
 clf = kerasnas.ImageClassifier(directory={directory!r}, seed=0, verbose=True)
 print("START", time.time(), flush=True)

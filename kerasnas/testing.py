@@ -297,3 +297,59 @@ REPLAY_SCENARIOS = {
     "slow_machine": {"budget": 300.0, "scale": 4.0},
     "ucb_no_augment": {"budget": 800.0, "acquisition": "ucb", "augment_epochs": None},
 }
+
+
+def die_halfway_through(kind, when):
+    """Makes this process kill itself with SIGKILL halfway through a run-file write.
+
+    What the kill leaves is what a real one would: the half-written temporary file that
+    the atomic write would have renamed over its target. For crash tests, in a child
+    process only.
+
+    Args:
+        kind: `"json"` (`kerasnas.files.write_json`) or `"checkpoint"` (the copy of a
+            `.weights.h5` file into the run directory, `kerasnas.files.copy_file`).
+        when: `when(path, count)`, called before each such write with its target and how
+            many there have been (1 for the first): True kills.
+    """
+    import json
+    import os
+    import signal
+
+    from kerasnas import files
+
+    count = [0]
+
+    def torn(path, data):
+        handle, _ = tempfile.mkstemp(
+            dir=os.path.dirname(os.path.abspath(path)),
+            prefix="." + os.path.basename(path) + ".",
+            suffix=".tmp",
+        )
+        os.write(handle, data[: len(data) // 2])
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    if kind == "json":
+        write_json = files.write_json
+
+        def dying_write_json(path, obj, indent=2):
+            count[0] += 1
+            if when(path, count[0]):
+                torn(path, json.dumps(obj, indent=indent).encode())
+            return write_json(path, obj, indent)
+
+        files.write_json = dying_write_json
+    elif kind == "checkpoint":
+        copy_file = files.copy_file
+
+        def dying_copy_file(source, path):
+            if str(path).endswith(".weights.h5"):
+                count[0] += 1
+                if when(path, count[0]):
+                    with open(source, "rb") as f:
+                        torn(path, f.read())
+            return copy_file(source, path)
+
+        files.copy_file = dying_copy_file
+    else:
+        raise ValueError(f"Expected `kind` to be 'json' or 'checkpoint'. Received: kind={kind!r}")

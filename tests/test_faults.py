@@ -28,27 +28,13 @@ from kerasnas.testing import quadrant_images
 # checkpoint copy into the folder `kill_in` (a trial's), leaving the half-written
 # temporary file that the copy would have renamed.
 SEARCH = """
-import os, signal, tempfile
+import os
 import kerasnas
-from kerasnas import files
-from kerasnas.testing import quadrant_images
+from kerasnas.testing import die_halfway_through, quadrant_images
 
-copy_file = files.copy_file
-
-
-def dying_copy_file(source, path):
-    if os.path.basename(os.path.dirname(path)) == {kill_in!r}:
-        handle, _ = tempfile.mkstemp(
-            dir=os.path.dirname(path), prefix="." + os.path.basename(path) + ".", suffix=".tmp"
-        )
-        with open(source, "rb") as f:
-            data = f.read()
-        os.write(handle, data[: len(data) // 2])
-        os.kill(os.getpid(), signal.SIGKILL)
-    return copy_file(source, path)
-
-
-files.copy_file = dying_copy_file
+die_halfway_through(
+    "checkpoint", lambda path, count: os.path.basename(os.path.dirname(path)) == {kill_in!r}
+)
 x, y = quadrant_images(300, 10)
 clf = kerasnas.ImageClassifier(directory={directory!r}, seed=0, verbose=True)
 clf.fit(x, y, time_limit=40, epochs=3)
