@@ -130,6 +130,40 @@ def checkpoint_path(project_dir, trial_id):
     return os.path.join(project_dir, f"trial_{trial_id}", CHECKPOINT)
 
 
+def load_weights(model, path, fix=""):
+    """Loads `path` into `model` and returns it.
+
+    Raises:
+        kerasnas.files.RunFileError: naming `path`, if it is missing or does not load
+            (`fix` says what to do).
+    """
+    if not os.path.isfile(path):
+        raise files.MissingRunFileError(f"The weights file {path} is missing. {fix}", path)
+    try:
+        model.load_weights(path)
+    except Exception as e:  # h5py raises OSError, Keras ValueError for a mismatched file
+        first = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise files.RunFileError(
+            f"The weights file {path} cannot be read ({first}). {fix}", path
+        ) from e
+    return model
+
+
+def load_trial_model(project_dir, trial, fix=""):
+    """The trained model of `trial`, named `trial_<id>`, with its best weights.
+
+    Args:
+        project_dir: the search's folder.
+        trial: a KerasTuner `Trial` that carries an architecture.
+        fix: what the error message tells the user to do. Defaults to `""`.
+
+    Raises:
+        kerasnas.files.RunFileError: if its weights are missing or do not load.
+    """
+    model = graph_of(trial).to_keras(name=f"trial_{trial.trial_id}")
+    return load_weights(model, checkpoint_path(project_dir, trial.trial_id), fix)
+
+
 def has_architecture(trial):
     """Whether `trial` carries an architecture (one read from a damaged file does not)."""
     return ARCHITECTURE in trial.hyperparameters.values

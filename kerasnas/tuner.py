@@ -150,29 +150,27 @@ class MorphismTuner(keras_tuner.Tuner):
         graph = self.trial_graph(trial)
         parent_id = trials.parent_of(trial)
         if parent_id:
-            path = self.checkpoint_path(parent_id)
-            parent_graph = self.trial_graph(self.oracle.get_trial(parent_id))
-            parent_model = parent_graph.to_keras()
+            parent = self.oracle.get_trial(parent_id)
             try:
-                parent_model.load_weights(path)
-            except (OSError, ValueError) as e:  # missing, or damaged
+                parent_model = trials.load_trial_model(self.project_dir, parent)
+            except files.RunFileError as e:  # missing, or damaged
                 logger.warning(
-                    "Parent %s of trial %s has no readable weights at %s (%s); "
-                    "training from scratch.",
+                    "Parent %s of trial %s has no readable weights (%s); training from scratch.",
                     parent_id,
                     trial.trial_id,
-                    path,
-                    e.__class__.__name__,
+                    e,
                 )
             else:
-                return transfer(parent_graph, parent_model, graph)
+                return transfer(self.trial_graph(parent), parent_model, graph)
         return graph.to_keras()
 
     def load_model(self, trial):
-        """The trained model of a trial, from its best weights."""
-        model = self.trial_graph(trial).to_keras()
-        model.load_weights(self.checkpoint_path(trial.trial_id))
-        return model
+        """The trained model of a trial, from its best weights (KerasTuner's API).
+
+        Raises:
+            kerasnas.files.RunFileError: if its weights are missing or do not load.
+        """
+        return trials.load_trial_model(self.project_dir, trial)
 
     # ------------------------------------------------------------------ time
 

@@ -1,4 +1,8 @@
-"""Shared fixtures: the one seed fixture, a fake clock, and small trained models built once."""
+"""Shared fixtures: the one seed fixture, a fake clock, and small trained models built once.
+
+Test doubles live in `kerasnas.testing`; tests import them from there, never from here.
+Tests that train a search are marked `slow` where they are written.
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,6 @@ import pytest
 
 from kerasnas.graph import generators
 from kerasnas.testing import FakeClock, quadrant_images, randomize_batchnorm
-
-
-def pytest_collection_modifyitems(items):
-    # Tests that need a fitted search wait for one to train: they belong to the full run.
-    for item in items:
-        if "fitted_classifier" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture(autouse=True)

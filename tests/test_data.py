@@ -255,7 +255,6 @@ def test_a_search_completes_without_tensorboard(tmp_path):
     code = textwrap.dedent(f"""
         import sys
         sys.modules["tensorboard"] = None  # as with tensorflow-cpu, which lacks it
-        sys.path.insert(0, {str(__import__("pathlib").Path(__file__).parent)!r})
         from kerasnas.testing import quadrant_images
         import kerasnas
         x, y = quadrant_images(60, 0)

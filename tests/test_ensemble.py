@@ -18,8 +18,8 @@ import kerasnas
 from kerasnas import files, trials
 from kerasnas.graph import generators
 from kerasnas.tasks import ensemble, feeds
-from kerasnas.tasks.run_dir import checkpoint_path
 from kerasnas.testing import quadrant_images
+from kerasnas.trials import checkpoint_path
 
 NAMES = np.array(["left", "right", "bottom"])
 # Three tiny, distinct architectures, best first.

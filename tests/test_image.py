@@ -232,11 +232,9 @@ def test_fit_keeps_its_time_limit(tmp_path):
 
 
 RESUMABLE_FIT = """
-import sys, numpy as np
-sys.path.insert(0, {tests!r})
+import numpy as np
 from kerasnas.testing import quadrant_images
 import kerasnas
-from kerasnas import trials
 x, y = quadrant_images(600, 6)
 clf = kerasnas.ImageClassifier(directory={directory!r}, seed=0, verbose=True)
 clf.fit(x, y, time_limit=300, epochs=3)
@@ -245,9 +243,7 @@ clf.fit(x, y, time_limit=300, epochs=3)
 
 @pytest.mark.slow
 def test_a_killed_search_resumes_and_keeps_its_trials_and_time_limit(tmp_path):
-    code = RESUMABLE_FIT.format(
-        tests=str(__import__("pathlib").Path(__file__).parent), directory=str(tmp_path)
-    )
+    code = RESUMABLE_FIT.format(directory=str(tmp_path))
     process = subprocess.Popen(
         [sys.executable, "-u", "-c", code],
         stdout=subprocess.PIPE,
@@ -313,7 +309,7 @@ def test_export_writes_a_saved_model_served_by_tensorflow_alone(fitted_classifie
     np.testing.assert_allclose(np.load(tmp_path / "p.npy"), clf.predict_proba(x), atol=1e-5)
 
 
-# ---------------------------------------------------------------------- reliability (issue 13)
+# ---------------------------------------------------------------------- reliability
 
 
 def fitted_state(clf):

@@ -27,7 +27,6 @@ import numpy as np
 
 from kerasnas import files, trials
 from kerasnas.output import logger
-from kerasnas.tasks import run_dir
 
 METRIC = {"classification": "accuracy", "regression": "mean squared error"}
 
@@ -251,7 +250,7 @@ def finish(task, ranked, feed, counts, batch_size, deadline):
     passes = ValidationPasses(feed, max(batch_size, 256))
 
     def load(trial):
-        return best_model if trial is best else run_dir.load_trial_model(task.project_dir, trial)
+        return best_model if trial is best else trials.load_trial_model(task.project_dir, trial)
 
     try:
         gathered = gather(

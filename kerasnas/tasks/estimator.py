@@ -409,7 +409,7 @@ class ImageTask:
                 f"Expected `trial_id` to be one of the search's trials {sorted(self.trials_)}. "
                 f"Received: trial_id={trial_id!r}"
             )
-        return run_dir.load_trial_model(self.project_dir, trial)
+        return trials.load_trial_model(self.project_dir, trial)
 
     def export(self, path):
         """Writes a TensorFlow SavedModel for serving, and the labels beside it.

@@ -123,10 +123,10 @@ def restore(task, metadata):
                 f"Trial {trial_id} of the ensemble in {run_dir.metadata_path(project_dir)} "
                 f"has no readable trial_{trial_id}/{trials.TRIAL_FILE}. {fix}"
             )
-        models.append(run_dir.load_trial_model(project_dir, trial, fix))
+        models.append(trials.load_trial_model(project_dir, trial, fix))
     task.model_ = models[0] if len(models) == 1 else ensemble.average(models)
     if task.final_weights_:
-        run_dir.load_weights(
+        trials.load_weights(
             task.model_,
             os.path.join(project_dir, task.final_weights_),
             f"Rerun `final_fit`, or delete it and its final_weights entry in {METADATA}.",

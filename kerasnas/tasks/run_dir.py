@@ -8,16 +8,15 @@ A run directory (`directory/project_name`) holds KerasTuner's files
 (`trial_<id>/checkpoint.weights.h5`) and kerasnas' own `kerasnas.json`:
 the task, the input the search was made for, the preprocessing, the label
 encoding, the best trial and the trials of the ensemble, if one was chosen.
-This module is the one place that finds a run (`find_run`), reads its trial files
-(`read_trials`), names a trial's checkpoint (`checkpoint_path`) and loads a trial's
-trained model (`load_trial_model`). Everything here reads files defensively: a
+This module is the one place that finds a run (`find_run`) and reads its trial files
+(`read_trials`, through `kerasnas.trials`, which names a trial's checkpoint and loads
+its trained model for the tuner too). Everything here reads files defensively: a
 damaged file gives an error that names it and says what to do, and nothing named
 in `kerasnas.json` may point outside the run directory.
 """
 
 from __future__ import annotations
 
-import glob
 import os
 import re
 import warnings
@@ -171,40 +170,6 @@ def objective_direction(objective):
     return metrics_tracking.infer_metric_direction(objective) or "max"
 
 
-def checkpoint_path(project_dir, trial_id):
-    """Where the best weights of trial `trial_id` of the run `project_dir` are kept."""
-    return os.path.join(project_dir, f"trial_{trial_id}", trials.CHECKPOINT)
-
-
-def load_weights(model, path, fix):
-    """Loads `path` into `model`; a missing or unreadable file gives a `RunFileError` naming it."""
-    if not os.path.isfile(path):
-        raise files.MissingRunFileError(f"The weights file {path} is missing. {fix}", path)
-    try:
-        model.load_weights(path)
-    except Exception as e:  # h5py raises OSError, Keras ValueError for a mismatched file
-        first = str(e).splitlines()[0] if str(e) else type(e).__name__
-        raise files.RunFileError(
-            f"The weights file {path} cannot be read ({first}). {fix}", path
-        ) from e
-    return model
-
-
-def load_trial_model(project_dir, trial, fix=""):
-    """The trained model of `trial`, named `trial_<id>`, with its best weights.
-
-    Args:
-        project_dir: the run directory.
-        trial: a KerasTuner `Trial` that carries an architecture.
-        fix: what the error message tells the user to do. Defaults to `""`.
-
-    Raises:
-        files.RunFileError: if its weights are missing or do not load.
-    """
-    model = trials.graph_of(trial).to_keras(name=f"trial_{trial.trial_id}")
-    return load_weights(model, checkpoint_path(project_dir, trial.trial_id), fix)
-
-
 def first_loadable(project_dir, ranked):
     """`(trial, model)` of the best trial in `ranked` whose weights load, with a warning
     that names the unreadable ones if it is not the first.
@@ -215,7 +180,7 @@ def first_loadable(project_dir, ranked):
     failures = []
     for trial in ranked:
         try:
-            model = load_trial_model(project_dir, trial)
+            model = trials.load_trial_model(project_dir, trial)
         except files.RunFileError as e:
             failures.append(e)
             continue
@@ -237,11 +202,7 @@ def first_loadable(project_dir, ranked):
 def read_trials(project_dir):
     """`{trial_id: Trial}` from the trial files of `project_dir`, in trial-id order, without
     writing anything; a damaged file reads as a failed trial (see `trials.read_trial`)."""
-    found = {}
-    for path in sorted(glob.glob(os.path.join(project_dir, "trial_*", trials.TRIAL_FILE))):
-        trial = trials.read_trial(path)
-        found[trial.trial_id] = trial
-    return dict(sorted(found.items()))
+    return dict(sorted((t.trial_id, t) for t in trials.read_trials(project_dir)))
 
 
 class DirectoryLock:
