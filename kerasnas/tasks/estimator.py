@@ -25,13 +25,12 @@ import numpy as np
 
 from kerasnas import files, trials
 from kerasnas.arguments import check_int
+from kerasnas.oracle import schedule
 from kerasnas.output import check_verbose, quiet_retracing
 from kerasnas.tasks import ensemble, export, feeds, persistence, reading, run_dir, search
 from kerasnas.tasks import final_fit as final_fitting
 from kerasnas.tasks.inputs import check_resize_shape, check_time_limit, check_validation_split
 from kerasnas.tasks.run_dir import DirectoryLock
-
-DEFAULT_TIME_LIMIT = 24 * 60 * 60
 
 
 class NotFittedError(ValueError, AttributeError):
@@ -219,7 +218,9 @@ class ImageTask:
                 directory cannot be written.
         """
         start = time.time()
-        time_limit = DEFAULT_TIME_LIMIT if time_limit is None else check_time_limit(time_limit)
+        time_limit = (
+            schedule.DEFAULT_TIME_LIMIT if time_limit is None else check_time_limit(time_limit)
+        )
         check_int("max_trials", self.max_trials, minimum=1, allow_none=True)
         check_int("ensemble_size", self.ensemble_size, minimum=1)
         epochs = check_int("epochs", epochs, minimum=1, allow_none=True)

@@ -13,17 +13,11 @@ import time
 
 from kerasnas import files
 from kerasnas.arguments import check_int
+from kerasnas.oracle import schedule
 from kerasnas.output import check_verbose, keras_fit_verbose
 from kerasnas.tasks import data as datalib
 from kerasnas.tasks import feeds, reading, run_dir
 from kerasnas.tasks.inputs import check_time_limit
-
-HOLD_OUT = 0.1  # of the training images, to monitor when no `x_test` is given
-RETRAIN_LEARNING_RATE = 1e-3  # from fresh weights
-FINE_TUNE_LEARNING_RATE = 3e-4  # on from the search's weights
-PATIENCE = 5  # epochs without a better monitored score before early stopping
-EPOCHS_WITH_TIME_LIMIT, EPOCHS_WITHOUT = 100, 20  # most epochs when none are given
-END_MARGIN, END_SHARE = 3.0, 0.05  # the deadline: min(END_MARGIN, END_SHARE * limit) early
 
 
 def overfit_ratio(task):
@@ -35,46 +29,12 @@ def overfit_ratio(task):
     return check_overfit_ratio(given.get("overfit_ratio", "auto"), task.task)
 
 
-def callback_stack(monitor, mode, deadline, validation_steps, augment_watch=None):
-    """The callbacks of `final_fit`'s training, in their order.
-
-    Args:
-        monitor: the validation metric early stopping watches (e.g. `"val_accuracy"`).
-        mode: `"max"` or `"min"`, its direction.
-        deadline: the `time.time()` by which training must end, or None.
-        validation_steps: validation batches per epoch (`TimeBudget`'s room to validate).
-        augment_watch: the callback that turns augmentation on once the model overfits
-            (see `augment_when_overfitting`), or None.
-
-    Returns:
-        A list of Keras callbacks; `TimeBudget`, if any, last: it times the tail.
-    """
-    import keras
-
-    from kerasnas.callbacks import BatchNormMomentum, TimeBudget, TimeCosineDecay
-
-    callbacks = [
-        BatchNormMomentum(),
-        keras.callbacks.EarlyStopping(
-            monitor=monitor, mode=mode, patience=PATIENCE, restore_best_weights=True
-        ),
-    ]
-    if augment_watch is not None:
-        callbacks.append(augment_watch)
-    if deadline is not None:
-        callbacks += [
-            TimeCosineDecay(deadline),
-            TimeBudget(deadline, validation_steps=validation_steps),
-        ]
-    return callbacks
-
-
 def run(task, x_train, y_train, x_test, y_test, retrain, time_limit, epochs, batch_size,
         class_weight):  # fmt: skip
     """Trains `task`'s chosen architecture; see `ImageTask.final_fit`. Returns `task`."""
     import keras
 
-    from kerasnas.callbacks import augment_when_overfitting
+    from kerasnas.callbacks import augment_when_overfitting, training_callbacks
 
     start = time.time()
     task._check_fitted()
@@ -103,21 +63,21 @@ def run(task, x_train, y_train, x_test, y_test, retrain, time_limit, epochs, bat
                 f"Expected at least 2 images in `x_train` to hold some out; got {train.count}."
             )
         train, encoded, weights, val, val_encoded = reading.split(
-            train, encoded, weights, HOLD_OUT, None
+            train, encoded, weights, schedule.FINAL_VALIDATION_SPLIT, None
         )
     model = task._fresh_model()
     if not retrain:
         model.set_weights(task.model_.get_weights())
     model.compile(
         optimizer=keras.optimizers.Adam(
-            RETRAIN_LEARNING_RATE if retrain else FINE_TUNE_LEARNING_RATE
+            schedule.FINAL_RETRAIN_RATE if retrain else schedule.FINAL_TUNE_RATE
         ),
         loss=task._loss(),
         metrics=task._metrics(),
     )
     deadline = None
     if time_limit is not None:
-        deadline = start + time_limit - min(END_MARGIN, END_SHARE * time_limit)
+        deadline = start + time_limit - schedule.reserve_seconds(time_limit)
     augment = task.augment or task._best_trial_augmented()
     args, kwargs = feeds.training_feed(
         task, train, encoded, weights, per_class, batch_size, augment=augment
@@ -128,19 +88,21 @@ def run(task, x_train, y_train, x_test, y_test, retrain, time_limit, epochs, bat
         found = augment_when_overfitting(args[0], ratio=ratio, deadline=deadline)
         if found is not None:  # (a Dataset of image batches always)
             args, watch = (found[0], *args[1:]), found[1]
-    callbacks = callback_stack(
-        "val_" + task._metrics()[0],
-        "max" if task.task == "classification" else "min",
-        deadline,
-        datalib.count_batches(val.count, batch_size),
-        augment_watch=watch,
+    callbacks = training_callbacks(
+        monitor="val_" + task._metrics()[0],
+        mode="max" if task.task == "classification" else "min",
+        patience=schedule.FINAL_PATIENCE,
+        deadline=deadline,
+        validation_steps=datalib.count_batches(val.count, batch_size),
+        restore_best_weights=True,
+        middle=[watch] if watch is not None else [],
     )
     model.fit(
         *args,
         validation_data=feeds.keras_validation(
             feeds.validation_feed(task, val, val_encoded, batch_size), batch_size
         ),
-        epochs=epochs or (EPOCHS_WITH_TIME_LIMIT if time_limit else EPOCHS_WITHOUT),
+        epochs=epochs or (schedule.FINAL_EPOCHS if time_limit else schedule.FINAL_EPOCHS_UNTIMED),
         shuffle=False,  # the Dataset shuffles itself
         callbacks=callbacks,
         verbose={0: 0, 1: keras_fit_verbose(1), 2: 2}[verbose],

@@ -11,11 +11,11 @@ import os
 import time
 
 from kerasnas import trials
+from kerasnas.oracle import schedule
 from kerasnas.output import say
 from kerasnas.tasks import ensemble, feeds, run_dir
 from kerasnas.tasks.inputs import check_resize_shape
 
-ENSEMBLE_SHARE = 0.01  # of the time limit, kept back for choosing an ensemble after the search
 DEFAULT_EPOCHS = 100  # most epochs per trial when `fit` is given none
 MAX_BATCH_SIZE, MIN_BATCH_SIZE = 128, 16  # the default batch: N / 20 between the two
 
@@ -125,11 +125,9 @@ def run(task, start, time_limit, overwrite, verbose, training, validation, epoch
         # Written before any trial, so that a resumed search is checked against it.
         task.best_trial_id_, task.final_weights_, task.ensemble_ = None, None, []
         task._save_metadata()
-    # Keep back time to restore the best model and try the ensemble (a few validation
-    # passes: ENSEMBLE_SHARE of the budget): the deadline covers all of fit.
-    reserve = min(3.0, 0.03 * time_limit)
-    if task.ensemble_size > 1:
-        reserve += ENSEMBLE_SHARE * time_limit
+    # The deadline covers all of fit: time is kept back to restore the best model and
+    # to try the ensemble.
+    reserve = schedule.reserve_seconds(time_limit, ensemble=task.ensemble_size > 1)
     oracle.set_deadline(start + time_limit - reserve)  # the oracle owns the time
     fit_args, fit_kwargs = feeds.training_feed(task, train, encoded, weights, per_class, batch_size)
     validation_feed = feeds.validation_feed(task, val, val_encoded, batch_size)
