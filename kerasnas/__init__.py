@@ -8,7 +8,7 @@ Example:
 >>> clf.evaluate(x_test, y_test)
 """
 
-from kerasnas import datasets, graph
+from kerasnas import datasets, errors, graph
 from kerasnas.diagrams import plot_search, visualize
 from kerasnas.graph import Graph
 from kerasnas.tasks import ImageClassifier, ImageRegressor, NotFittedError, load
@@ -22,6 +22,7 @@ __all__ = [
     "NotFittedError",
     "__version__",
     "datasets",
+    "errors",
     "graph",
     "load",
     "plot_search",

@@ -15,26 +15,7 @@ import os
 import shutil
 import tempfile
 
-
-class RunFileError(ValueError):
-    """A file of a run directory that cannot be read; the message names it and what to do.
-
-    Args:
-        message: the message.
-        path: the file. Defaults to None.
-    """
-
-    def __init__(self, message, path=None):
-        super().__init__(message)
-        self.path = path
-
-
-class MissingRunFileError(FileNotFoundError, RunFileError):
-    """A file of a run directory that is not there."""
-
-    def __init__(self, message, path=None):
-        FileNotFoundError.__init__(self, message)
-        self.path = path
+from kerasnas.errors import MissingRunFileError, RunFileError  # noqa: F401  (as files.X)
 
 
 def write_json(path, obj, indent=2):
@@ -83,6 +64,25 @@ def read_json(path, fix="Pass overwrite=True to start afresh, or use another dir
         ) from None
 
 
+SHARED_MEMORY = "/dev/shm"  # RAM-backed, where there is one: h5py's writes never fail there
+SCRATCH_PREFIX = "kerasnas_weights_"  # then the writing process's id
+
+
+def remove_stale_scratch(scratch):
+    """Removes the scratch folders of `save_weights` left in `scratch` by processes that
+    are gone (a process killed mid-save leaves its folder, in RAM where it is `/dev/shm`)."""
+    for name in os.listdir(scratch):
+        pid = name[len(SCRATCH_PREFIX) :].split("_", 1)[0]
+        if not name.startswith(SCRATCH_PREFIX) or not pid.isdigit():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(os.path.join(scratch, name), ignore_errors=True)
+        except OSError:
+            pass  # alive, or not ours to ask about
+
+
 def save_weights(model, path):
     """`model.save_weights(path)`, made atomic and safe on a full disk.
 
@@ -99,9 +99,10 @@ def save_weights(model, path):
     Raises:
         OSError: if `path` cannot be written; it is then left as it was.
     """
-    shm = "/dev/shm"
-    scratch = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
-    folder = tempfile.mkdtemp(prefix="kerasnas_weights_", dir=scratch)
+    shm = SHARED_MEMORY
+    scratch = shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else tempfile.gettempdir()
+    remove_stale_scratch(scratch)
+    folder = tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{os.getpid()}_", dir=scratch)
     try:
         local = os.path.join(folder, os.path.basename(path))
         model.save_weights(local)

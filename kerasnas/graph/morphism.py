@@ -27,6 +27,7 @@ their specs (`kerasnas.graph.layers`).
 
 from __future__ import annotations
 
+from kerasnas.errors import MorphismError
 from kerasnas.graph.graph import INPUT
 from kerasnas.graph.layers import SPECS
 
@@ -37,10 +38,6 @@ WIDEN_FRACTIONS = (0.25, 0.5, 1.0)
 # batchnorm at rank 3. Other types with that `identity_rank` join the draw
 # when the graph already uses them.
 DEEPER_TYPES = {3: "conv", 1: "dense"}
-
-
-class MorphismError(ValueError):
-    """Raised when an operation cannot be applied to a graph."""
 
 
 # ---------------------------------------------------------------------- analysis

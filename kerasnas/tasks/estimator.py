@@ -25,16 +25,13 @@ import numpy as np
 
 from kerasnas import files, trials
 from kerasnas.arguments import check_int
+from kerasnas.errors import NotFittedError
 from kerasnas.oracle import schedule
 from kerasnas.output import check_verbose, quiet_retracing
 from kerasnas.tasks import ensemble, export, feeds, persistence, reading, run_dir, search
 from kerasnas.tasks import final_fit as final_fitting
 from kerasnas.tasks.inputs import check_resize_shape, check_time_limit, check_validation_split
 from kerasnas.tasks.run_dir import DirectoryLock
-
-
-class NotFittedError(ValueError, AttributeError):
-    """Raised when a task is used for prediction before `fit`."""
 
 
 class ImageTask:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from kerasnas.tasks.estimator import ImageTask, NotFittedError, register
+from kerasnas.errors import NotFittedError
+from kerasnas.tasks.estimator import ImageTask, register
 from kerasnas.tasks.inputs import LabelEncoder, check_targets
 from kerasnas.tasks.run_dir import METADATA
 

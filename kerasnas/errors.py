@@ -1,0 +1,37 @@
+"""The exceptions kerasnas raises for its own reasons, in one place.
+
+Two kinds of failure stop a search in different ways: a bad candidate fails its trial
+and the search goes on (KerasTuner's `FailedTrialError`); a user's mistake or damaged
+files stop it with one of these, or a `ValueError` that names the argument.
+"""
+
+from __future__ import annotations
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a task is used for prediction before `fit`."""
+
+
+class RunFileError(ValueError):
+    """A file of a run directory that cannot be read; the message names it and what to do.
+
+    Args:
+        message: the message.
+        path: the file. Defaults to None.
+    """
+
+    def __init__(self, message, path=None):
+        super().__init__(message)
+        self.path = path
+
+
+class MissingRunFileError(FileNotFoundError, RunFileError):
+    """A file of a run directory that is not there."""
+
+    def __init__(self, message, path=None):
+        FileNotFoundError.__init__(self, message)
+        self.path = path
+
+
+class MorphismError(ValueError):
+    """Raised when a morphism cannot be applied to a graph."""
