@@ -135,6 +135,7 @@ def test_a_search_on_a_full_disk_stops_with_one_error_and_resumes_elsewhere(smal
     assert kerasnas.load(tmp_path / "run").predict(x[:3]).shape == (3,)
 
 
+@pytest.mark.slow
 def test_resuming_a_run_with_an_empty_trial_file_and_a_torn_oracle_file(
     fitted_classifier, tmp_path
 ):
