@@ -353,3 +353,25 @@ def die_halfway_through(kind, when):
         files.copy_file = dying_copy_file
     else:
         raise ValueError(f"Expected `kind` to be 'json' or 'checkpoint'. Received: kind={kind!r}")
+
+
+def frameworks_imported_by(*modules):
+    """Which of TensorFlow, Keras and KerasTuner a fresh interpreter loads to import
+    `modules` (names, e.g. `"kerasnas.oracle.gp"`): `[]` for numpy-only code.
+
+    Raises:
+        RuntimeError: if the import itself fails (with its error output).
+    """
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        f"import json, sys\nimport {', '.join(modules)}\n"
+        "print(json.dumps(sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') "
+        "if m in sys.modules)))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if found.returncode != 0:
+        raise RuntimeError(found.stderr)
+    return json.loads(found.stdout.strip().splitlines()[-1])

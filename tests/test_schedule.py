@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
@@ -19,19 +16,13 @@ from kerasnas.oracle.schedule import (
     check_augment_epochs,
     check_overfit_ratio,
 )
+from kerasnas.testing import frameworks_imported_by
 from kerasnas.trials import TrialPlan
 
 
 def test_the_schedule_and_the_search_maths_import_neither_tensorflow_nor_keras_tuner():
-    code = (
-        "import sys\n"
-        "import kerasnas.oracle.schedule, kerasnas.oracle.measurements\n"
-        "import kerasnas.oracle.proposals\n"
-        "print(sorted(m for m in ('tensorflow', 'keras', 'keras_tuner') if m in sys.modules))"
-    )
-    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert found.returncode == 0, found.stderr
-    assert found.stdout.strip() == "[]"
+    modules = ("kerasnas.oracle.schedule", "kerasnas.oracle.measurements")
+    assert frameworks_imported_by(*modules, "kerasnas.oracle.proposals") == []
 
 
 @pytest.mark.parametrize(
