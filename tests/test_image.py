@@ -358,6 +358,36 @@ def test_final_fit_checks_its_arguments(fitted_classifier):
         clf.final_fit(x, NAMES[y], epochs=0)
 
 
+@pytest.mark.slow
+def test_final_fit_chooses_nothing_on_the_test_set(run_copy, keras_fits, monkeypatch):
+    """Epochs and weights are chosen on images held out of x_train; the test images,
+    whose labels are all wrong here, are read for the report only after training."""
+    import keras
+
+    clf = kerasnas.load(run_copy[1])
+    x, y = quadrant_images(80, 15)
+    x_test, y_test = quadrant_images(30, 16)
+    wrong = NAMES[(y_test + 1) % 3]  # every label wrong: monitoring on them would show it
+    events = []
+    evaluate = type(clf).evaluate
+
+    def recording_evaluate(self, *args, **kwargs):
+        events.append(("evaluate", len(keras_fits)))
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(clf), "evaluate", recording_evaluate)
+    clf.final_fit(x, NAMES[y], x_test, wrong, epochs=2, batch_size=16)
+    ((_, validation, callbacks),) = keras_fits
+    assert sum(len(batch[0]) for batch in validation) == 8  # 10% of x_train, not x_test
+    stopping = [c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping)]
+    assert stopping[0].monitor == "val_accuracy"
+    assert events == [("evaluate", 1)]  # once, after the one training
+    assert clf.final_test_score_ == clf.evaluate(x_test, wrong)
+    with pytest.raises(ValueError, match="x_test"):  # still checked before any training
+        clf.final_fit(x, NAMES[y], x_test[:, :4], wrong, epochs=1)
+    assert len(keras_fits) == 1
+
+
 def image_sums(dataset):
     """Each training image's sum over one pass, sorted (the pass's order is shuffled)."""
     return np.sort(np.concatenate([np.sum(batch[0], axis=(1, 2, 3)) for batch in dataset]))

@@ -303,8 +303,13 @@ class ImageTask:
         epochs=None,
         batch_size=128,
         class_weight=None,
+        validation_data=None,
     ):
-        """Trains the best architecture longer, on all the training data.
+        """Trains the best architecture longer, on the training data.
+
+        Epochs and weights are chosen on validation images held out of `x_train`
+        (10%, as `fit` does) or on `validation_data`, never on `x_test`: the test
+        images only report, after training, so the score they give is honest.
 
         With `augment=True`, or when the search trained on augmented images
         (its budget held `augment_epochs` epochs of the first architecture),
@@ -319,23 +324,28 @@ class ImageTask:
         Args:
             x_train: training images (numpy, a Dataset or a folder, as for `fit`).
             y_train: training labels (None for a Dataset or a folder).
-            x_test: images to monitor (early stopping keeps the best epoch on
-                them). Defaults to None (hold out 10% of the training data).
+            x_test: test images, scored once training has finished (the score
+                is `final_test_score_`, and said when `verbose`); they choose
+                nothing. Defaults to None.
             y_test: their labels. Defaults to None.
             retrain: start from fresh weights instead of the search's. Defaults to False.
             time_limit: seconds this call may take. Defaults to None (no limit).
             epochs: most epochs. Defaults to None (100 under a time limit, else 20).
             batch_size: batch size. Defaults to 128.
             class_weight: as for `fit`. Defaults to None.
+            validation_data: `(x_val, y_val)` that early stopping watches, instead
+                of images held out of `x_train` (needed for a streamed Dataset).
+                Defaults to None.
 
         Returns:
             self.
 
         Raises:
-            ValueError: for bad input, before any training.
+            ValueError: for bad input (`x_test` too), before any training.
         """
         return final_fitting.run(self, x_train, y_train, x_test, y_test, retrain, time_limit,
-                                 epochs, batch_size, class_weight)  # fmt: skip
+                                 epochs, batch_size, class_weight,
+                                 validation_data)  # fmt: skip
 
     # ------------------------------------------------------------------ inference
 

@@ -14,9 +14,9 @@ import time
 from kerasnas import files
 from kerasnas.arguments import check_int
 from kerasnas.oracle import schedule
-from kerasnas.output import check_verbose, keras_fit_verbose
+from kerasnas.output import check_verbose, keras_fit_verbose, say
 from kerasnas.tasks import data as datalib
-from kerasnas.tasks import feeds, reading, run_dir
+from kerasnas.tasks import ensemble, feeds, reading, run_dir
 from kerasnas.tasks.inputs import check_time_limit
 
 
@@ -30,7 +30,7 @@ def overfit_ratio(task):
 
 
 def run(task, x_train, y_train, x_test, y_test, retrain, time_limit, epochs, batch_size,
-        class_weight):  # fmt: skip
+        class_weight, validation_data=None):  # fmt: skip
     """Trains `task`'s chosen architecture; see `ImageTask.final_fit`. Returns `task`."""
     import keras
 
@@ -49,13 +49,22 @@ def run(task, x_train, y_train, x_test, y_test, retrain, time_limit, epochs, bat
     if class_weight is not None:
         per_class = feeds.class_weights(class_weight, encoded, task.classes_)
     weights = None if train.streamed else feeds.sample_weights(None, 0, per_class, encoded)
-    if x_test is not None:
-        val = reading.read_like_fit(task, x_test, y_test, "x_test", labelled=True)
-        val_encoded = task._encode(val.labels, "y_test")
+    test = None
+    if x_test is not None:  # checked now, read again only to report, after training
+        test = reading.read_like_fit(task, x_test, y_test, "x_test", labelled=True)
+        task._encode(test.labels, "y_test")
+    if validation_data is not None:
+        if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            raise ValueError(
+                "Expected `validation_data` to be a tuple (x_val, y_val). "
+                f"Received: validation_data of type {type(validation_data).__name__}"
+            )
+        val = reading.read_like_fit(task, *validation_data, "validation_data", labelled=True)
+        val_encoded = task._encode(val.labels, "validation_data")
     elif train.streamed and train.files is None:
         raise ValueError(
-            "Expected `x_test` for a streamed tf.data.Dataset `x_train`: kerasnas cannot "
-            "hold out images from a stream."
+            "Expected `validation_data` for a streamed tf.data.Dataset `x_train`: kerasnas "
+            "cannot hold out images from a stream, and `x_test` only reports."
         )
     else:
         if train.count < 2:
@@ -93,7 +102,8 @@ def run(task, x_train, y_train, x_test, y_test, retrain, time_limit, epochs, bat
         mode="max" if task.task == "classification" else "min",
         patience=schedule.FINAL_PATIENCE,
         deadline=deadline,
-        validation_steps=datalib.count_batches(val.count, batch_size),
+        # Room for the last validation pass, and for the test report after it.
+        validation_steps=datalib.count_batches(val.count + (test.count if test else 0), batch_size),
         restore_best_weights=True,
         middle=[watch] if watch is not None else [],
     )
@@ -110,6 +120,15 @@ def run(task, x_train, y_train, x_test, y_test, retrain, time_limit, epochs, bat
     )
     _save(task, model)
     task.model_ = model
+    task.final_test_score_ = None
+    if test is not None:
+        task.final_test_score_ = task.evaluate(x_test, y_test, batch_size=batch_size)
+        if verbose:
+            say(
+                f"final_fit: {ensemble.METRIC[task.task]} {task.final_test_score_:.4f} on the "
+                f"{test.count:,} test images (reported only: epochs and weights were chosen "
+                f"on {val.count:,} validation images)"
+            )
     return task
 
 
