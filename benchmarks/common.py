@@ -11,16 +11,18 @@ import os
 import platform
 import resource
 
-DATASETS = ("mnist", "digits")
+DATASETS = ("mnist", "fashion", "digits")
 
 
 def load_dataset(name):
     """`(x_train, y_train), (x_test, y_test)`: uint8 images (N, H, W) and int labels.
 
     Args:
-        name: `"mnist"` (the real 60,000/10,000, from `kerasnas.datasets.load_mnist`) or
-            `"digits"` (scikit-learn's bundled 8x8 digits: 1,347 to train, 450 to test,
-            split with the seed 0; needs `pip install scikit-learn`).
+        name: `"mnist"` (the real 60,000/10,000, from `kerasnas.datasets.load_mnist`),
+            `"fashion"` (Fashion-MNIST's 60,000/10,000, from
+            `kerasnas.datasets.load_fashion_mnist`; see there for its split when it
+            comes from npm) or `"digits"` (scikit-learn's bundled 8x8 digits: 1,347 to
+            train, 450 to test, split with the seed 0; needs `pip install scikit-learn`).
     """
     if name not in DATASETS:
         raise ValueError(f"Expected `name` to be one of {DATASETS}. Received: name={name!r}")
@@ -28,6 +30,10 @@ def load_dataset(name):
         from kerasnas.datasets import load_mnist
 
         return load_mnist()
+    if name == "fashion":
+        from kerasnas.datasets import load_fashion_mnist
+
+        return load_fashion_mnist()
     import numpy as np
     from sklearn.datasets import load_digits
     from sklearn.model_selection import train_test_split

@@ -2,10 +2,12 @@
 
 Usage:
     python benchmarks/mnist.py [--time-limit 600] [--systems kerasnas,kerastuner,autokeras,cnn]
-                               [--output benchmarks/results] [--seed 1]
+                               [--output benchmarks/results] [--seed 1] [--dataset mnist|fashion]
 
 Runs each system one after another, each in its own process, on the real
-60,000/10,000 MNIST from `kerasnas.datasets.load_mnist()`. Each gets the same
+60,000/10,000 MNIST from `kerasnas.datasets.load_mnist()` (or, with
+`--dataset fashion`, Fashion-MNIST from `load_fashion_mnist()`, and the
+files below are named `fashion_T<T>.*`). Each gets the same
 wall-clock budget T for everything it does before predicting (searching,
 retraining, restoring); the clock starts once the data is in memory. Then
 each predicts the 10,000 test images. It prints one table and writes
@@ -48,6 +50,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import common  # this folder's shared convnet, memory and machine description
 
 SYSTEMS = ("kerasnas", "kerastuner", "autokeras", "cnn")
+DATASETS = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}  # --dataset: its title in the plot
 SEARCH_SHARE = 0.7  # of T, for the KerasTuner search; the rest retrains its best
 AUTOKERAS_VERSION = "3.0.0"
 AUTOKERAS_VENV = os.path.join(os.path.expanduser("~"), ".cache", "kerasnas", "autokeras-venv")
@@ -186,13 +189,11 @@ def run_cnn(x, y, time_limit, seed, workdir):
 # ---------------------------------------------------------------------- one system, in its process
 
 
-def run_one(system, time_limit, seed, row_path):
+def run_one(system, time_limit, seed, row_path, dataset="mnist"):
     import keras
     import numpy as np
 
-    from kerasnas.datasets import load_mnist
-
-    (x_train, y_train), (x_test, y_test) = load_mnist()
+    (x_train, y_train), (x_test, y_test) = common.load_dataset(dataset)
     keras.utils.set_random_seed(seed)
     workdir = tempfile.mkdtemp(prefix=f"mnist_{system}_")
     extra = {}
@@ -305,7 +306,7 @@ def table(rows):
     return "\n".join(lines)
 
 
-def plot(rows, time_limit, path):
+def plot(rows, time_limit, path, title="MNIST"):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -325,7 +326,7 @@ def plot(rows, time_limit, path):
             fontsize=8,
         )
     ax.set_ylabel("test error (%), lower is better")
-    ax.set_title(f"MNIST, {time_limit:.0f} s budget each")
+    ax.set_title(f"{title}, {time_limit:.0f} s budget each")
     ax.set_ylim(0, max(errors) * 1.35)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
@@ -340,11 +341,12 @@ def main():
         "--output", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
     )
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dataset", default="mnist", choices=DATASETS)
     parser.add_argument("--run-one", help=argparse.SUPPRESS)  # internal: one system, here
     parser.add_argument("--row", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.run_one:
-        return run_one(args.run_one, args.time_limit, args.seed, args.row)
+        return run_one(args.run_one, args.time_limit, args.seed, args.row, args.dataset)
 
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     unknown = sorted(set(systems) - set(SYSTEMS))
@@ -371,6 +373,8 @@ def main():
             str(args.time_limit),
             "--seed",
             str(args.seed),
+            "--dataset",
+            args.dataset,
         ]
         done = subprocess.run(command)
         if done.returncode == 0 and os.path.exists(row_path):
@@ -380,7 +384,7 @@ def main():
             rows.append({"system": system, "error": f"exit status {done.returncode}"})
         print(table(rows[-1:]).splitlines()[-1], flush=True)
 
-    name = f"mnist_T{args.time_limit:.0f}"
+    name = f"{args.dataset}_T{args.time_limit:.0f}"
     report = {
         "time_limit": args.time_limit,
         "seed": args.seed,
@@ -389,7 +393,7 @@ def main():
     }
     with open(os.path.join(args.output, name + ".json"), "w") as f:
         json.dump(report, f, indent=2)
-    plot(rows, args.time_limit, os.path.join(args.output, name + ".png"))
+    plot(rows, args.time_limit, os.path.join(args.output, name + ".png"), DATASETS[args.dataset])
     print(table(rows))
     print(f"Wrote {os.path.join(args.output, name)}.json and .png")
 
