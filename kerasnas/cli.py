@@ -165,7 +165,8 @@ def _report(args):
 def _demo(args):
     from kerasnas import demo
 
-    demo.main(["--time-limit", str(args.time_limit), "--directory", args.directory])
+    argv = ["--time-limit", str(args.time_limit), "--dataset", args.dataset]
+    demo.main(argv + (["--directory", args.directory] if args.directory else []))
 
 
 def build_parser():
@@ -210,9 +211,15 @@ def build_parser():
     report.add_argument("--out", default=None, help="default: DIRECTORY/report")
     report.set_defaults(run=_report)
 
-    demo = commands.add_parser("demo", help="the MNIST demo search")
+    demo = commands.add_parser("demo", help="the MNIST (or Fashion-MNIST) demo search")
     demo.add_argument("--time-limit", type=parse_duration, default=600.0)
-    demo.add_argument("--directory", default="runs/mnist")
+    demo.add_argument("--directory", default=None, help="default: runs/DATASET")
+    demo.add_argument(
+        "--dataset",
+        choices=("mnist", "fashion"),
+        default="mnist",
+        help="mnist or fashion (Fashion-MNIST); default mnist",
+    )
     demo.set_defaults(run=_demo)
     return parser
 

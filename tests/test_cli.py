@@ -163,3 +163,19 @@ def test_expected_failures_are_one_line_with_status_2(capsys, tmp_path):
         assert status == 2, err
         assert err.startswith("kerasnas: error: ") and err.count("\n") == 1, err
         assert match in err, err
+
+
+def test_demo_passes_its_dataset_to_the_demo(monkeypatch):
+    from kerasnas import cli, demo
+
+    calls = []
+    monkeypatch.setattr(demo, "main", calls.append)
+    assert cli.main(["demo", "--dataset", "fashion", "--time-limit", "90"]) == 0
+    assert cli.main(["demo"]) == 0
+    assert calls == [
+        ["--time-limit", "90.0", "--dataset", "fashion"],
+        ["--time-limit", "600.0", "--dataset", "mnist"],
+    ]
+    with pytest.raises(SystemExit) as info:
+        cli.build_parser().parse_args(["demo", "--dataset", "cifar"])
+    assert info.value.code == 2
