@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import itertools
 import json
 import os
+import re
 import shutil
 import tempfile
 
@@ -35,8 +37,58 @@ def write_json(path, obj, indent=2):
     _write_atomically(path, "w", lambda f: f.write(text))
 
 
+# What `read_json` accepts. A run file holds data the search wrote, so a file beyond these
+# was not written by kerasnas and is refused before it is parsed. Real files are far
+# smaller: a `trial.json` takes a few kB (4-5 kB in tests/data/run_0_1_0), 372 kB for the
+# largest graph measured (2,827 layers, grown by 1,464 morphisms in one line of descent),
+# an `oracle.json` grows by about 100 bytes a trial (5.6 kB after 3 trials), and no file
+# nests deeper than 7 levels (a `trial.json`; an architecture, parsed on its own, 4).
+# The caps leave a margin of 90 times on size and over 10 on depth.
+MAX_JSON_BYTES = 32 * 2**20  # 32 MiB
+MAX_JSON_DEPTH = 100  # levels of arrays and objects
+
+# Every JSON token but the brackets: strings (whose brackets do not count) and the rest.
+_NOT_BRACKETS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|[^"\[\]{}]+')
+_STEP = {"[": 1, "{": 1, "]": -1, "}": -1, '"': 0}  # a quote left is an unclosed string
+
+
+def json_depth(text):
+    """How deeply arrays and objects nest in the JSON `text`, found without parsing it.
+
+    The scan keeps no stack (a regular expression drops the strings and scalars, the
+    brackets left are counted), so no nesting can exhaust Python's recursion, as
+    `json.loads` does on a deep enough text.
+
+    Example:
+
+    >>> json_depth('{"a": [1, [2, "]]]"]]}')
+    3
+    """
+    brackets = _NOT_BRACKETS.sub("", text)
+    return max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0)
+
+
+def loads(text, max_depth=MAX_JSON_DEPTH):
+    """`json.loads(text)`, refusing a text nested deeper than `max_depth` before parsing it.
+
+    Raises:
+        ValueError: if `text` is nested too deeply or is not valid JSON (the message
+            says which; a `json.JSONDecodeError` for the latter).
+    """
+    depth = json_depth(text)
+    if depth > max_depth:
+        raise ValueError(
+            f"nested {depth} levels deep; kerasnas writes no JSON deeper than {max_depth}"
+        )
+    return json.loads(text)
+
+
 def read_json(path, fix="Pass overwrite=True to start afresh, or use another directory."):
     """The JSON object in `path`, or a `RunFileError` naming the file.
+
+    A file larger than `MAX_JSON_BYTES` is refused unread, one nested deeper than
+    `MAX_JSON_DEPTH` unparsed: kerasnas writes neither, and a copied run directory is
+    data from a stranger.
 
     Args:
         path: the file to read.
@@ -45,23 +97,32 @@ def read_json(path, fix="Pass overwrite=True to start afresh, or use another dir
     Raises:
         MissingRunFileError: if `path` does not exist (a `RunFileError` and a
             `FileNotFoundError`).
-        RunFileError: if it is empty or not valid JSON.
+        RunFileError: if it is empty, too large, nested too deeply or not valid JSON.
     """
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
-            text = f.read()
+        with open(path, "rb") as f:
+            data = f.read(MAX_JSON_BYTES + 1)
     except FileNotFoundError:
         raise MissingRunFileError(f"{path} is missing. {fix}", path) from None
+    if len(data) > MAX_JSON_BYTES:
+        raise RunFileError(
+            f"{path} is larger than {MAX_JSON_BYTES:,} bytes, the most kerasnas reads from a "
+            f"run file; it was not written by kerasnas. {fix}",
+            path,
+        )
+    text = data.decode("utf-8", errors="replace")
     if not text.strip():
         raise RunFileError(f"{path} is empty (a crash or a full disk cut it short). {fix}", path)
     try:
-        return json.loads(text)
+        return loads(text)
     except json.JSONDecodeError as e:
         raise RunFileError(
             f"{path} is not valid JSON ({e}); it may have been cut short by a crash or a "
             f"full disk. {fix}",
             path,
         ) from None
+    except ValueError as e:  # nested too deeply, or a number too long to convert
+        raise RunFileError(f"{path} was not written by kerasnas: {e}. {fix}", path) from None
 
 
 SHARED_MEMORY = "/dev/shm"  # RAM-backed, where there is one: h5py's writes never fail there
