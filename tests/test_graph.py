@@ -204,3 +204,92 @@ def test_insert_layer_checks_the_new_layer_against_its_place():
     g.insert_layer(1, {"name": "x", "type": "relu", "inputs": ["conv_0"], "config": {}})
     assert list(g.shapes())[:3] == ["input", "conv_0", "x"]
     assert g.shapes() == Graph.from_json(g.to_json()).shapes()
+
+
+# ---------------------------------------------------------------- a graph read from a file
+
+
+def edited(change):
+    """The config of `small_graph()` after `change(config)`, as `from_config` gets it."""
+    config = small_graph().get_config()
+    change(config)
+    return config
+
+
+def set_layer(index, **fields):
+    return lambda config: config["layers"][index].update(fields)
+
+
+def reads(index, *inputs):
+    return set_layer(index, inputs=list(inputs))
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        (set_layer(0, type="Lambda"), r"'conv_0' has unknown type 'Lambda'; expected one of"),
+        (
+            set_layer(0, config={"filters": 10**9, "kernel_size": 3}),
+            r"'conv_0' \(conv\) needs `filters` to be an int from 1 to 1,048,576\. "
+            r"Received: filters=1000000000",
+        ),
+        (set_layer(0, config={"filters": 4.5, "kernel_size": 3}), r"Received: filters=4\.5"),
+        (set_layer(0, config={"filters": 4, "kernel_size": True}), r"kernel_size=True"),
+        (set_layer(8, config={"rate": 1.5}), r"'dropout_8' \(dropout\) needs `rate` .* \[0, 1\)"),
+        (reads(1, "conv_99"), r"'batchnorm_1' reads 'conv_99', which no layer makes"),
+        (reads(1, "batchnorm_1"), r"'batchnorm_1' reads itself: a graph has no cycles"),
+        (reads(1, "relu_2"), r"'batchnorm_1' reads 'relu_2', which comes after it"),
+        (set_layer(1, name="conv_0"), r"Duplicate layer name 'conv_0'"),
+        (set_layer(1, inputs="conv_0"), r"Layer 1 of the graph is not a dict with a `name`"),
+        (lambda c: c.update(input_shape=[8, 8, 10**9]), r"Received: input_shape=\[8, 8, 1000"),
+        (lambda c: c.update(num_outputs="3"), r"Expected `num_outputs` to be an int"),
+        (lambda c: c.update(history=[{}]), r"Expected `history` to be a list of morphism"),
+        (lambda c: c.update(layers={}), r"Expected `layers` to be a list"),
+        (lambda c: c.pop("next_id"), r"The graph config lacks \['next_id'\]"),
+    ],
+)
+def test_a_graph_from_a_file_is_checked_before_anything_is_built(change, match):
+    config = edited(change)
+    with pytest.raises(ValueError, match=match):
+        Graph.from_config(config)
+    with pytest.raises(ValueError, match=match):
+        Graph.from_json(json.dumps(config))
+
+
+def test_too_many_layers_are_refused_before_their_shapes():
+    layers = [
+        {"name": f"relu_{i}", "type": "relu", "inputs": ["input"], "config": {}}
+        for i in range(10**6)
+    ]
+    config = edited(lambda c: c.update(layers=layers))
+    with pytest.raises(ValueError, match=r"1,000,000 layers, more than the 20,000 kerasnas"):
+        Graph.from_config(config)
+
+
+def test_parameters_over_the_cap_are_refused_from_the_shapes_alone():
+    # Each size is allowed; together the dense layer would allocate 4e12 weights.
+    g = Graph((2048, 2048, 1), 3)
+    x = g.add_layer("conv", g.input, filters=1024, kernel_size=1)
+    g.add_layer("head", g.add_layer("dense", g.add_layer("flatten", x), units=1000))
+    with pytest.raises(
+        ValueError, match=r"has 4,294,967,302,051 parameters, more than the 1,000,000,000 "
+    ):
+        Graph.from_json(g.to_json())
+    with pytest.raises(ValueError, match=r"more than the 100 kerasnas builds"):
+        Graph.from_config(small_graph().get_config(), max_params=100)
+
+
+def test_deep_or_huge_graph_json_is_refused_unparsed():
+    deep = '{"format": "kerasnas.graph/1", "history": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    with pytest.raises(
+        ValueError, match="Graph: nested 100001 levels deep; kerasnas writes no JSON"
+    ):
+        Graph.from_json(deep)
+
+
+def test_every_graph_the_search_grows_reads_back():
+    rng = np.random.default_rng(0)
+    for g in generators.initial_graphs((16, 16, 3), 10):
+        for _ in range(40):
+            g = morphism.random_morphism(g, rng)
+            assert Graph.from_json(g.to_json()) == g

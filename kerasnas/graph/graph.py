@@ -19,11 +19,24 @@ import copy
 import json
 import math
 
+from kerasnas import files
 from kerasnas.graph.layers import LAYER_TYPES, OUTPUT_TYPES, SPECS
 
 FORMAT = "kerasnas.graph/1"
 INPUT = "input"
 TASKS = ("classification", "regression")
+
+# What a graph read from JSON (`from_config`, `from_json`) may hold. A graph in a file may
+# come from a stranger's run directory, so it is checked before anything is built from it:
+# beyond these it was not written by a kerasnas search. The search adds at most 3 layers a
+# morphism. Grown by up to 2,500 random morphisms in one line of descent (500 trials of 5,
+# each child of the last), under a 1e8-parameter bound, the initial graphs reached 474-2,827
+# layers, widths of 3,240-4,860 and 83-372 kB of JSON (a 1e7 bound: 139-384 layers,
+# widths to 800); real searches, bound by time, stay at tens of layers.
+MAX_LAYERS = 20_000
+MAX_SIZE = 2**20  # filters, units, channels, outputs, kernel and pool sizes
+MAX_SIDE = 2**15  # the input's height and width
+MAX_PARAMS = 10**9  # 4 GB of float32 weights; the first thing `to_keras` would allocate
 
 
 class Graph:
@@ -320,18 +333,35 @@ class Graph:
         }
 
     @classmethod
-    def from_config(cls, config):
-        if config.get("format") != FORMAT:
-            raise ValueError(
-                f"Expected a graph config with format {FORMAT!r}. "
-                f"Received: format={config.get('format')!r}"
-            )
+    def from_config(cls, config, max_params=MAX_PARAMS):
+        """Reads a graph written by `get_config`, checked as data from a stranger.
+
+        Before anything is built from it, the config must describe a graph the search
+        could have made: known layer types only (nothing from the file is ever run as
+        code), at most `MAX_LAYERS` layers, sizes (filters, units, kernel and pool sizes,
+        outputs, channels) from 1 to `MAX_SIZE`, an input at most `MAX_SIDE` high and
+        wide, inputs read only from layers listed before (so no cycle), and at most
+        `max_params` parameters, counted from the shapes alone.
+
+        Args:
+            config: a dict from `get_config`.
+            max_params: most parameters the graph may have. Defaults to `MAX_PARAMS`.
+
+        Raises:
+            ValueError: naming what is wrong, if `config` is not such a graph.
+        """
+        _check_config(config)
         graph = cls(config["input_shape"], config["num_outputs"], config["task"])
         graph.layers = copy.deepcopy(config["layers"])
-        graph.next_id = int(config["next_id"])
+        graph.next_id = config["next_id"]
         graph.history = copy.deepcopy(config["history"])
         graph.invalidate()
         graph.shapes()
+        if graph.num_params() > max_params:
+            raise ValueError(
+                f"The graph has {graph.num_params():,} parameters, more than the "
+                f"{max_params:,} kerasnas builds from a file ({graph.summary()[:80]})."
+            )
         return graph
 
     def to_json(self):
@@ -345,9 +375,14 @@ class Graph:
         Raises:
             ValueError: if `text` is not a kerasnas graph.
         """
+        if isinstance(text, str) and len(text) > files.MAX_JSON_BYTES:
+            raise ValueError(
+                f"Expected the JSON text of a kerasnas Graph of at most "
+                f"{files.MAX_JSON_BYTES:,} characters. Received: {len(text):,} characters."
+            )
         try:
-            config = json.loads(text)
-        except (TypeError, json.JSONDecodeError) as e:
+            config = files.loads(text)
+        except (TypeError, ValueError) as e:
             raise ValueError(f"Expected the JSON text of a kerasnas Graph: {e}") from None
         if not isinstance(config, dict):
             raise ValueError(
@@ -366,3 +401,94 @@ class Graph:
 
     def __repr__(self):
         return f"<Graph {self.summary()} params={self.num_params()} input_shape={self.input_shape}>"
+
+
+def _check_config(config):
+    """Raises a ValueError unless `config` describes a graph the search could have made
+    (see `Graph.from_config`); cheap checks first, and nothing built."""
+    if not isinstance(config, dict):
+        raise ValueError(f"Expected a dict for a Graph config. Received: {type(config).__name__}")
+    if config.get("format") != FORMAT:
+        raise ValueError(
+            f"Expected a graph config with format {FORMAT!r}. "
+            f"Received: format={_short(config.get('format'))}"
+        )
+    missing = [
+        k
+        for k in ("input_shape", "num_outputs", "task", "layers", "next_id", "history")
+        if k not in config
+    ]
+    if missing:
+        raise ValueError(f"The graph config lacks {missing}.")
+    shape = config["input_shape"]
+    limits = (MAX_SIDE, MAX_SIDE, MAX_SIZE)
+    if not (
+        isinstance(shape, list)
+        and len(shape) == 3
+        and all(type(d) is int and 1 <= d <= most for d, most in zip(shape, limits))
+    ):
+        raise ValueError(
+            f"Expected `input_shape` to be [height, width, channels], ints from 1 to "
+            f"{MAX_SIDE:,} (channels to {MAX_SIZE:,}). Received: input_shape={_short(shape)}"
+        )
+    for key, low in (("num_outputs", 1), ("next_id", 0)):
+        value = config[key]
+        if type(value) is not int or not low <= value <= (MAX_SIZE if low else 2**63):
+            raise ValueError(f"Expected `{key}` to be an int. Received: {key}={_short(value)}")
+    history = config["history"]
+    if not isinstance(history, list) or not all(
+        isinstance(r, dict) and isinstance(r.get("op"), str) for r in history
+    ):
+        raise ValueError("Expected `history` to be a list of morphism records (dicts with `op`).")
+    layers = config["layers"]
+    if not isinstance(layers, list):
+        raise ValueError(f"Expected `layers` to be a list. Received: {type(layers).__name__}")
+    if len(layers) > MAX_LAYERS:
+        raise ValueError(
+            f"The graph has {len(layers):,} layers, more than the {MAX_LAYERS:,} kerasnas "
+            "reads from a file."
+        )
+    names = {layer.get("name") for layer in layers if isinstance(layer, dict)}
+    made = {INPUT}
+    for i, layer in enumerate(layers):
+        if not (
+            isinstance(layer, dict)
+            and isinstance(layer.get("name"), str)
+            and layer["name"]
+            and isinstance(layer.get("type"), str)
+            and isinstance(layer.get("inputs"), list)
+            and all(isinstance(t, str) for t in layer["inputs"])
+            and isinstance(layer.get("config"), dict)
+        ):
+            raise ValueError(
+                f"Layer {i} of the graph is not a dict with a `name`, a `type`, `inputs` (a "
+                f"list of names) and a `config` dict. Received: {_short(layer)}"
+            )
+        name, kind = layer["name"], layer["type"]
+        spec = SPECS.get(kind)
+        if spec is None:
+            raise ValueError(
+                f"Layer {name!r} has unknown type {_short(kind)}; expected one of "
+                f"{LAYER_TYPES}. Only these are ever built: nothing in a file is run as code."
+            )
+        spec.check_config(layer, MAX_SIZE)
+        for t in layer["inputs"]:
+            if t in made:
+                continue
+            if t == name:
+                raise ValueError(f"Layer {name!r} reads itself: a graph has no cycles.")
+            if t in names:
+                raise ValueError(
+                    f"Layer {name!r} reads {t!r}, which comes after it: a graph lists its "
+                    "layers in order, each after those it reads, so it has no cycles."
+                )
+            raise ValueError(f"Layer {name!r} reads {_short(t)}, which no layer makes.")
+        if name in made:
+            raise ValueError(f"Duplicate layer name {name!r}.")
+        made.add(name)
+
+
+def _short(value, limit=60):
+    """`repr(value)`, cut to `limit` characters (a value read from a file may be huge)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."

@@ -122,6 +122,23 @@ class LayerSpec:
             )
         return self.output_shape(layer, in_shapes, graph)
 
+    def check_config(self, layer, max_size):
+        """Checks the values of `layer`'s config, as read from a file (see `Graph.from_config`).
+
+        Every config key is a size (filters, units, a kernel or pool size) unless a
+        subclass says otherwise: an int from 1 to `max_size`.
+
+        Raises:
+            ValueError: naming the layer and the key, if a value is not such an int.
+        """
+        for key in self.config_keys:
+            value = layer["config"].get(key)
+            if type(value) is not int or not 1 <= value <= max_size:
+                raise ValueError(
+                    f"Layer {layer['name']!r} ({self.type}) needs `{key}` to be an int from 1 "
+                    f"to {max_size:,}. Received: {key}={_short(value)}"
+                )
+
     def output_shape(self, layer, in_shapes, graph):
         """The output shape (no batch dimension) for inputs already checked."""
         return in_shapes[0]
@@ -169,6 +186,12 @@ class LayerSpec:
     def channel_map(self, layer, in_maps, in_shapes):
         """The channel map of the output, given those of the inputs (see the glossary)."""
         return None if self.channels == "mix" else in_maps[0]
+
+
+def _short(value, limit=40):
+    """`repr(value)`, cut to `limit` characters (a value read from a file may be huge)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _remap_inputs(kernel, m, axis):
@@ -462,6 +485,14 @@ class Dropout(LayerSpec):
     type = "dropout"
     config_keys = ("rate",)
     keeps_sign = True
+
+    def check_config(self, layer, max_size):
+        rate = layer["config"].get("rate")
+        if type(rate) not in (int, float) or not 0 <= rate < 1:
+            raise ValueError(
+                f"Layer {layer['name']!r} (dropout) needs `rate` to be a number in [0, 1). "
+                f"Received: rate={_short(rate)}"
+            )
 
     def build(self, keras, layer, graph):
         return keras.layers.Dropout(float(layer["config"]["rate"]), name=layer["name"])
