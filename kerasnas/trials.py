@@ -158,10 +158,24 @@ def load_trial_model(project_dir, trial, fix=""):
         fix: what the error message tells the user to do. Defaults to `""`.
 
     Raises:
-        kerasnas.files.RunFileError: if its weights are missing or do not load.
+        kerasnas.files.RunFileError: if its architecture is not one kerasnas builds (see
+            `Graph.from_config`), naming its `trial.json`, or if its weights are missing
+            or do not load.
     """
-    model = graph_of(trial).to_keras(name=f"trial_{trial.trial_id}")
+    path = trial_path(project_dir, trial.trial_id)
+    try:
+        graph = graph_of(trial)
+    except ValueError as e:
+        raise files.RunFileError(
+            f"{path} holds an architecture kerasnas does not build: {e} {fix}", path
+        ) from None
+    model = graph.to_keras(name=f"trial_{trial.trial_id}")
     return load_weights(model, checkpoint_path(project_dir, trial.trial_id), fix)
+
+
+def trial_path(project_dir, trial_id):
+    """The `trial.json` of trial `trial_id` of the search in `project_dir`."""
+    return os.path.join(project_dir, f"trial_{trial_id}", TRIAL_FILE)
 
 
 def has_architecture(trial):
@@ -241,32 +255,73 @@ def read_trials(project_dir):
     return [read_trial(path) for path in sorted(glob.glob(pattern))]
 
 
+# The hyperparameter classes a `trial.json` may name: KerasTuner's own, nothing else.
+HYPERPARAMETER_CLASSES = frozenset({"Boolean", "Choice", "Fixed", "Float", "Int"})
+
+
 def read_trial(path):
-    """Reads a KerasTuner `trial.json`.
+    """Reads a KerasTuner `trial.json`, checked as data from a stranger.
 
     An empty or truncated file (a crash while it was written) is read as a
     failed trial without an architecture, with a warning, so that its id
-    stays taken and the rest of the run can still be read and resumed.
+    stays taken and the rest of the run can still be read and resumed. So is a
+    file the search could not have written: too large or deeply nested JSON (see
+    `files.read_json`), a hyperparameter class other than KerasTuner's own, or an
+    architecture `Graph.from_json` refuses (an unknown layer type, too many layers,
+    too wide or too large, a dangling or cyclic reference).
 
     Args:
         path: `.../trial_<id>/trial.json`.
 
     Returns:
-        A `keras_tuner` `Trial`.
+        A `keras_tuner` `Trial`; a failed one without an architecture whose `message`
+        names `path` and what is wrong with it, if it cannot be read.
     """
     import keras_tuner
     from keras_tuner.engine import trial as trial_module
 
     try:
-        return trial_module.Trial.from_state(files.read_json(path))
-    except (files.RunFileError, KeyError, TypeError) as e:
+        state = files.read_json(path)
+        space = state["hyperparameters"]["space"]
+        strange = [
+            p.get("class_name") if isinstance(p, dict) else p
+            for p in space
+            if not isinstance(p, dict) or p.get("class_name") not in HYPERPARAMETER_CLASSES
+        ]
+        if strange:
+            raise files.RunFileError(
+                f"{path} names hyperparameter classes {strange!r:.80}; only KerasTuner's "
+                f"{sorted(HYPERPARAMETER_CLASSES)} are read.",
+                path,
+            )
+        trial = trial_module.Trial.from_state(state)
+        found = trial.hyperparameters.values
+        if not isinstance(found.get(PARENT_TRIAL_ID, ""), str):
+            raise files.RunFileError(
+                f"{path} holds {PARENT_TRIAL_ID}={found[PARENT_TRIAL_ID]!r:.40}, not a trial id.",
+                path,
+            )
+        if found.get(PLAN):
+            TrialPlan.from_config(files.loads(found[PLAN]))  # a ValueError or TypeError if bad
+        if has_architecture(trial):
+            try:
+                graph_of(trial)
+            except ValueError as e:
+                raise files.RunFileError(
+                    f"{path} holds an architecture kerasnas does not build: {e}", path
+                ) from None
+        return trial
+    except (files.RunFileError, KeyError, TypeError, ValueError, AttributeError) as e:
         trial_id = os.path.basename(os.path.dirname(path)).removeprefix("trial_")
+        reason = str(e) if isinstance(e, files.RunFileError) else e.__class__.__name__
         logger.warning(
             "%s is unreadable (%s); trial %s counts as failed and the search goes on.",
             path,
-            e.__class__.__name__ if not isinstance(e, files.RunFileError) else e,
+            reason,
             trial_id,
         )
         trial = trial_module.Trial(keras_tuner.HyperParameters(), trial_id, status="FAILED")
-        trial.message = f"{path} was unreadable."
+        trial.message = (
+            str(e) if isinstance(e, files.RunFileError) else f"{path} was unreadable ({reason})."
+        )
         return trial

@@ -107,10 +107,7 @@ def restore(task, metadata):
     task.final_weights_ = metadata.get("final_weights")
     best = task.trials_.get(task.best_trial_id_)
     if best is None or not trials.has_architecture(best):
-        raise files.RunFileError(
-            f"The best trial {task.best_trial_id_} of {project_dir} has no readable "
-            f"trial_{task.best_trial_id_}/{trials.TRIAL_FILE}. {fix}"
-        )
+        raise _unreadable(project_dir, best, task.best_trial_id_, "The best trial", fix)
     ids = metadata.get("ensemble") or []  # absent in a run of an older kerasnas
     task.ensemble_ = list(ids) if len(ids) > 1 else []
     if task.ensemble_:
@@ -119,10 +116,8 @@ def restore(task, metadata):
     for trial_id in task.ensemble_ or [task.best_trial_id_]:
         trial = task.trials_.get(trial_id)
         if trial is None or not trials.has_architecture(trial):
-            raise files.RunFileError(
-                f"Trial {trial_id} of the ensemble in {run_dir.metadata_path(project_dir)} "
-                f"has no readable trial_{trial_id}/{trials.TRIAL_FILE}. {fix}"
-            )
+            raise _unreadable(project_dir, trial, trial_id, "Trial", fix, " of the ensemble")
+        _check_model_size(project_dir, trial, metadata.get("max_model_size"), fix)
         models.append(trials.load_trial_model(project_dir, trial, fix))
     task.model_ = models[0] if len(models) == 1 else ensemble.average(models)
     if task.final_weights_:
@@ -130,4 +125,28 @@ def restore(task, metadata):
             task.model_,
             os.path.join(project_dir, task.final_weights_),
             f"Rerun `final_fit`, or delete it and its final_weights entry in {METADATA}.",
+        )
+
+
+def _unreadable(project_dir, trial, trial_id, what, fix, role=""):
+    """The `RunFileError` for a chosen trial without a readable architecture."""
+    path = trials.trial_path(project_dir, trial_id)
+    why = trial.message if trial is not None and trial.message else f"{path} is missing."
+    return files.RunFileError(
+        f"{what} {trial_id}{role} of {project_dir} cannot be used: {why.strip()} {fix}", path
+    )
+
+
+def _check_model_size(project_dir, trial, max_model_size, fix):
+    """Refuses `trial` if its graph has more parameters than the `max_model_size` the run
+    recorded (its search never trained such a trial), before any Keras layer is built."""
+    if type(max_model_size) is not int:  # not recorded (or not by this version)
+        return
+    params = trials.graph_of(trial).num_params()  # read_trial has checked the graph
+    if params > max_model_size:
+        path = trials.trial_path(project_dir, trial.trial_id)
+        raise files.RunFileError(
+            f"{path} holds an architecture of {params:,} parameters, more than the run's "
+            f"max_model_size={max_model_size:,}; its search never trained one. {fix}",
+            path,
         )

@@ -22,12 +22,14 @@ import re
 import warnings
 
 from kerasnas import files, trials
+from kerasnas.graph.graph import MAX_SIDE, MAX_SIZE
 from kerasnas.output import user_stacklevel
 
 METADATA = "kerasnas.json"
 FINAL_WEIGHTS = "final.weights.h5"
 _TRIAL_ID = re.compile(r"[A-Za-z0-9_-]+")
 _WEIGHTS_NAME = re.compile(r"[A-Za-z0-9_.-]+\.weights\.h5")
+_INPUT_LIMITS = (MAX_SIDE, MAX_SIDE, MAX_SIZE)  # what a graph's input may be (Graph.from_config)
 FRESH_START = "Pass overwrite=True to start afresh, or use another directory or project_name."
 
 
@@ -56,6 +58,17 @@ def read_metadata(project_dir, fix=FRESH_START):
         raise files.RunFileError(
             f"{path} lacks or has malformed {', '.join(problems)}; it was not written by this "
             f"version of kerasnas, or was edited. {fix}",
+            path,
+        )
+    shape = metadata["input_shape"]
+    if not (
+        len(shape) in (2, 3)
+        and all(type(d) is int and 1 <= d <= most for d, most in zip(shape, _INPUT_LIMITS))
+    ):
+        raise files.RunFileError(
+            f"{path} holds input_shape={shape!r:.60}, not the (height, width[, channels]) "
+            f"of images kerasnas searches (ints from 1 to {MAX_SIDE:,}, channels to "
+            f"{MAX_SIZE:,}). {fix}",
             path,
         )
     if metadata["task"] not in ("classification", "regression"):
@@ -201,8 +214,45 @@ def first_loadable(project_dir, ranked):
 
 def read_trials(project_dir):
     """`{trial_id: Trial}` from the trial files of `project_dir`, in trial-id order, without
-    writing anything; a damaged file reads as a failed trial (see `trials.read_trial`)."""
-    return dict(sorted((t.trial_id, t) for t in trials.read_trials(project_dir)))
+    writing anything; a damaged file reads as a failed trial (see `trials.read_trial`).
+
+    Raises:
+        files.RunFileError: naming the `trial.json` files, if trials name each other as
+            parents in a cycle (the search starts a child only from a trained parent).
+    """
+    found = dict(sorted((t.trial_id, t) for t in trials.read_trials(project_dir)))
+    check_lineage(project_dir, found)
+    return found
+
+
+def check_lineage(project_dir, trials_by_id):
+    """Raises a `RunFileError` if following parents from a trial of `trials_by_id` comes
+    back to a trial already passed: the search never writes that, a copied file may.
+
+    Every trial is visited once (linear in the number of trials): a walk stops at a trial
+    an earlier walk has cleared, at a missing parent, or at an initial architecture.
+    """
+    cleared = set()
+    for start in trials_by_id:
+        walk, trial_id = {}, start  # a dict: ordered, and found in constant time
+        while trial_id in trials_by_id and trial_id not in cleared:
+            if trial_id in walk:
+                cycle = list(walk)[list(walk).index(trial_id) :]
+                paths = [trials.trial_path(project_dir, i) for i in cycle]
+                what = (
+                    f"{paths[0]} names trial {trial_id} itself as its parent"
+                    if len(cycle) == 1
+                    else f"{', '.join(paths)} name each other as parents in a cycle "
+                    f"({' -> '.join(cycle + [trial_id])})"
+                )
+                raise files.RunFileError(
+                    f"{what}; a kerasnas search starts a trial only from an earlier, trained "
+                    f"one, so these files were edited. {FRESH_START}",
+                    paths[0],
+                )
+            walk[trial_id] = None
+            trial_id = trials.parent_of(trials_by_id[trial_id])
+        cleared.update(walk)
 
 
 class DirectoryLock:
