@@ -277,6 +277,7 @@ def run_cnn(data, seed, time_limits):
         train,
         validation_data=(common.scaled(x_val), y_val),
         epochs=100_000,
+        shuffle=False,  # the Dataset reshuffles itself
         callbacks=[snapshots, TimeBudget(start + limits[-1], clock=clock)],
         verbose=0,
     )

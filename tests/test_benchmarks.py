@@ -17,7 +17,8 @@ import numpy
 import pytest
 
 BENCHMARKS = pathlib.Path(__file__).parent.parent / "benchmarks"
-SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if p.name != "common.py")
+HELPERS = {"common.py", "stats.py"}  # modules the scripts import, not scripts
+SCRIPTS = sorted(p.name for p in BENCHMARKS.glob("*.py") if p.name not in HELPERS)
 
 
 def in_benchmarks(code):
@@ -120,3 +121,182 @@ def test_the_shared_convnet_trains_on_small_images_and_predicts_labels():
     assert found["scaled"][0] <= 1.0 and found["scaled"][1] == [20, 8, 8, 1]
     assert {"cpu", "cores", "tensorflow", "keras", "extra"} <= set(found["machine"])
     assert found["peak"]
+
+
+def test_paired_statistics_on_known_differences():
+    found = json.loads(
+        in_benchmarks("""
+        import json
+        import stats
+        print(json.dumps(stats.paired([0.1, 0.2, 0.3, 0.0, 0.1, 0.2])))
+    """)
+    )
+    d = numpy.array([0.1, 0.2, 0.3, 0.0, 0.1, 0.2])
+    se = d.std(ddof=1) / numpy.sqrt(6)
+    assert found["n"] == 6
+    assert found["mean"] == pytest.approx(0.15)
+    assert found["se"] == pytest.approx(se)
+    assert found["low"] == pytest.approx(0.15 - 2.5706 * se, abs=1e-4)
+    assert found["high"] == pytest.approx(0.15 + 2.5706 * se, abs=1e-4)
+
+
+def test_the_claims_on_hand_made_differences():
+    found = json.loads(
+        in_benchmarks("""
+        import json
+        import stats
+        cases = {
+            "ahead": [0.1, 0.2, 0.3, 0.0, 0.1, 0.2],
+            "ahead_too_few": [0.1, 0.2, 0.3],
+            "clearly_above": [0.0, 0.05, -0.05],
+            "straddles": [0.3, -0.6, 0.1],
+            "straddles_six": [0.3, -0.6, 0.1, 0.2, -0.5, 0.2],
+            "behind": [-0.5, -0.6, -0.55],
+            "two": [0.5, 0.6],
+        }
+        out = {}
+        for name, d in cases.items():
+            s = stats.paired(d)
+            out[name] = [stats.not_behind(s, -0.15), stats.ahead(s)]
+        out["no_margin"] = stats.not_behind(stats.paired([0.1, 0.2, 0.3]), None)
+        print(json.dumps(out))
+    """)
+    )
+    assert found["ahead"] == ["not behind", "ahead"]
+    assert found["ahead_too_few"][1] == "not shown (3 pairs; needs 6)"
+    assert found["clearly_above"] == ["not behind", "not shown (3 pairs; needs 6)"]
+    assert found["straddles"][0] == "undecided (3 pairs; run seeds up to 6)"
+    assert found["straddles_six"] == ["not behind", "not shown"]  # the mean decides at 6
+    assert found["behind"][0] == "behind"
+    assert found["two"][0] == "undecided (2 pairs; run seeds up to 3)"
+    assert found["no_margin"] == "no margin fixed"
+
+
+def test_pairs_form_over_shared_seeds_and_never_across_machines_or_e():
+    found = json.loads(
+        in_benchmarks("""
+        import json
+        import budget
+        def row(system, seed, acc, host="a", e=10.0):
+            return {"system": system, "dataset": "mnist", "seed": seed, "budget_E": 5.0,
+                    "E_seconds": e, "time_limit": 5 * e, "test_accuracy": acc,
+                    "machine": {"hostname": host}}
+        rows = [row("kerasnas", s, 0.99 + s / 1000) for s in (1, 2, 3, 4)]
+        rows += [row("cnn", s, 0.99) for s in (1, 2, 3)]
+        rows += [row("cnn", 4, 0.5, host="b"), row("kerasnas", 5, 0.5, e=20.0)]
+        rows += [{**row("cnn", 5, 0.9), "error": "exit status 1"}]
+        found, notes = budget.stats.compare(rows, budget.label, list(budget.SYSTEMS))
+        print(json.dumps({"found": found, "notes": notes, "table": budget.stats_table(rows)}))
+    """)
+    )
+    (pair,) = [c for c in found["found"] if c["b"] == "cnn" and c["host"] == "a"]
+    assert (pair["a"], pair["seeds"], pair["n"]) == ("kerasnas", [1, 2, 3], 3)
+    assert pair["mean"] == pytest.approx(0.2)
+    assert pair["margin"] == -0.15
+    assert len(found["notes"]) == 1 and "3 machines or E values" in found["notes"][0]
+    assert "| kerasnas vs cnn | 3 | +0.200 |" in found["table"]
+
+
+def test_the_subset_and_the_hold_out_are_stratified_and_seeded():
+    found = json.loads(
+        in_benchmarks("""
+        import json
+        import numpy as np
+        import budget
+        y = np.repeat(np.arange(3), [50, 30, 20])
+        pick = lambda seed, n: budget.stratified_pick(y, n, np.random.default_rng(seed))
+        counts = {n: np.bincount(y[pick(1, n)], minlength=3).tolist() for n in (10, 17, 33, 99)}
+        same = (pick(1, 33) == pick(1, 33)).all()
+        other = not (pick(1, 33) == pick(2, 33)).all()
+        (x, yt), (xv, yv), _ = budget.seed_data("digits", 1, train_size=500)
+        (x2, _), (xv2, _), _ = budget.seed_data("digits", 1, train_size=500)
+        (x3, _), _, _ = budget.seed_data("digits", 2, train_size=500)
+        print(json.dumps({
+            "counts": counts, "same": bool(same), "other": bool(other),
+            "sizes": [len(x), len(xv)], "val_classes": np.bincount(yv).tolist(),
+            "repeat": bool((x == x2).all() and (xv == xv2).all()),
+            "other_seed": bool(x.shape != x3.shape or not (x == x3).all()),
+        }))
+    """)
+    )
+    for n, counts in found["counts"].items():
+        expected = numpy.array([50, 30, 20]) * int(n) / 100
+        assert sum(counts) == int(n)
+        assert (abs(numpy.array(counts) - expected) < 1).all(), (n, counts)
+    assert found["same"] and found["other"]
+    assert found["sizes"] == [450, 50]
+    assert all(4 <= c <= 6 for c in found["val_classes"])  # 10 classes, 50 images
+    assert found["repeat"] and found["other_seed"]
+
+
+def test_budgets_under_30_seconds_are_refused_before_anything_runs(tmp_path):
+    found = in_benchmarks("""
+        import budget
+        try:
+            budget.check_budgets(["3E", "40E"], 8.0)
+        except ValueError as e:
+            print(e)
+        print(budget.check_budgets(["2E", "3E", "45"], 20.0))
+    """)
+    assert "Received: 3E = 24.0 s (E = 8.00 s); use 4E or more" in found
+    assert "measures fixed costs, not training" in found
+    assert "[(2.0, 40.0), (3.0, 60.0), (2.25, 45.0)]" in found
+    done = subprocess.run(
+        [sys.executable, "budget.py", "--dataset", "digits", "--e-seconds", "0.14",
+         "--budgets", "5E", "--output", str(tmp_path)],
+        cwd=BENCHMARKS, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 2
+    assert "5E = 0.7 s" in done.stderr and "use 215E or more" in done.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_snapshot_is_taken_where_a_shorter_run_would_stop_on_a_clock_without_testing():
+    found = json.loads(
+        in_benchmarks("""
+        import json, time
+        import numpy as np
+        import budget
+
+        class Clock:  # one second a batch; paused while the snapshot tests
+            now, paused, pauses = 0.0, False, 0
+            def __call__(self):
+                return self.now
+            def pause(self):
+                self.paused, self.pauses = True, self.pauses + 1
+            def resume(self):
+                self.paused = False
+
+        class Model:  # what a replay needs: predicts class 1, and only on a paused clock
+            stop_training = False
+            def predict(self, x, verbose=0):
+                assert clock.paused
+                return np.tile([0.0, 1.0], (len(x), 1))
+
+        clock = Clock()
+        y_test = np.array([1, 1, 0, 1])
+        snapshots = budget.snapshots_callback([5.5, 8.5], np.zeros((4, 8, 8), "uint8"), y_test,
+                                              clock)
+        snapshots.set_model(Model())
+        snapshots.on_train_begin()
+        snapshots.on_epoch_begin(0)
+        for batch in range(12):
+            clock.now += 1.0
+            snapshots.on_train_batch_end(batch)
+        real = budget.PausedClock()
+        real.pause()
+        time.sleep(0.2)
+        real.resume()
+        print(json.dumps({"records": snapshots.records, "pauses": clock.pauses,
+                          "stopped": Model.stop_training, "paused": real.paused_seconds,
+                          "lag": time.time() - real()}))
+    """)
+    )
+    # 5 s + one more 1-s batch reaches the 5.5-s deadline: a run to 5.5 stops there.
+    assert found["records"] == [
+        {"deadline": 5.5, "at": 5.0, "test_accuracy": 0.75},
+        {"deadline": 8.5, "at": 8.0, "test_accuracy": 0.75},
+    ]
+    assert found["pauses"] == 2
+    assert not found["stopped"]  # the snapshots stop nothing
+    assert found["paused"] >= 0.2 and found["lag"] >= 0.2
