@@ -8,7 +8,13 @@ import pytest
 from kerasnas.graph import generators
 from kerasnas.graph.distance import describe
 from kerasnas.oracle.cost import EpochCost
-from kerasnas.oracle.proposals import CandidateSearch, EditDistances, fit_gp, kernel_distances
+from kerasnas.oracle.proposals import (
+    CandidateSearch,
+    EditDistances,
+    fit_gp,
+    graph_features,
+    kernel_distances,
+)
 from kerasnas.oracle.schedule import BudgetSchedule
 
 GRAPHS = generators.initial_graphs((8, 8, 1), 3)
@@ -18,7 +24,8 @@ def test_kernel_distances_have_four_channels_and_are_zero_on_the_diagonal():
     edit = EditDistances(lambda i: describe(GRAPHS[int(i)]))
     ids = [str(i) for i in range(len(GRAPHS))]
     matrix = edit.matrix(ids)
-    distances = kernel_distances(matrix, GRAPHS, GRAPHS, [0, 1, 3], [0, 1, 3])
+    features = graph_features(GRAPHS)
+    distances = kernel_distances(matrix, features, features, [0, 1, 3], [0, 1, 3])
     assert distances.shape == (4, 3, 3)
     assert np.all(np.diagonal(distances, axis1=1, axis2=2) == 0)
     np.testing.assert_allclose(distances, np.swapaxes(distances, 1, 2))
@@ -43,7 +50,8 @@ def make_search(remaining=None, fits=lambda g: True, **kwargs):
     y = np.array([0.8, 0.7])
     ids = ["0", "1"]
     edit = EditDistances(lambda i: describe(observed[int(i)])).matrix(ids)
-    gp = fit_gp(kernel_distances(edit, observed, observed, efforts, efforts), y)
+    features = graph_features(observed)
+    gp = fit_gp(kernel_distances(edit, features, features, efforts, efforts), y)
     parents = [(i, g, 2.0, s) for i, g, s in zip(ids, observed, y)]
     cost = EpochCost().fit([(g, 10.0 + i) for i, g in enumerate(observed)])
     search = CandidateSearch(
@@ -99,3 +107,16 @@ def test_a_candidate_is_at_most_max_morphisms_from_its_parent():
     assert search.expand((GRAPHS[0], "0", 1), np.random.default_rng(0)) == []
     children = search.expand((GRAPHS[0], "0", 0), np.random.default_rng(0))
     assert children and all(steps == 1 and parent == "0" for _, parent, steps in children)
+
+
+def test_a_long_search_fits_the_gp_to_its_best_half_and_its_latest_trials():
+    from kerasnas.oracle.proposals import window
+
+    ids = [f"{i:04d}" for i in range(10)]
+    y = np.array([0.5, 0.9, 0.1, 0.8, 0.2, 0.3, 0.4, 0.0, 0.6, 0.7])
+    kept, values = window(ids, y, limit=4)
+    assert kept == ["0001", "0003", "0008", "0009"]  # the best two, then the latest two
+    np.testing.assert_allclose(values, [0.9, 0.8, 0.6, 0.7])
+    kept, values = window(ids, y, limit=5)  # the best two and the latest three
+    assert kept == ["0001", "0003", "0007", "0008", "0009"]
+    assert window(ids, y, limit=10)[0] == ids

@@ -55,7 +55,9 @@ from kerasnas.oracle.proposals import (
     CandidateSearch,
     EditDistances,
     fit_gp,
+    graph_features,
     kernel_distances,
+    window,
 )
 from kerasnas.oracle.schedule import (
     DEFAULT_WIDTH,
@@ -471,10 +473,14 @@ class NetworkMorphismOracle(DurableOracle):
         failed = [t for t in self._with_architecture() if t.status == _Status.FAILED]
         for t in failed:
             self.trial_graph(t)  # parsed for the distances
-        ids, y = measurements.observations(scored, failed, self.objective.direction)  # (n,)
+        ids, y = measurements.observations(scored, failed, self.objective.direction)
+        parents = [(t.trial_id, self.trial_graph(t), self.effort(t.trial_id)) for t in scored]
+        parents = [(*parent, score) for parent, score in zip(parents, y)]  # scored come first
+        ids, y = window(ids, y)  # (n,), at most MAX_OBSERVATIONS
         efforts = np.array([self.effort(i) for i in ids])  # (n,)
         observed = [self._graphs[i][0] for i in ids]
-        distances = kernel_distances(self._edit.matrix(ids), observed, observed, efforts, efforts)
+        features = graph_features(observed)  # (2, n)
+        distances = kernel_distances(self._edit.matrix(ids), features, features, efforts, efforts)
         search = CandidateSearch(
             fit_gp(distances, y),
             observed,
@@ -495,10 +501,6 @@ class NetworkMorphismOracle(DurableOracle):
             overhead=self.overhead_seconds(child=True),
             usual_epochs=measurements.usual_child_epochs(scored),
         )
-        parents = [
-            (t.trial_id, self.trial_graph(t), self.effort(t.trial_id), score)
-            for t, score in zip(scored, y)
-        ]
         return search.propose(parents, rng)
 
     # ------------------------------------------------------------------ state and files

@@ -31,26 +31,54 @@ ACQUISITIONS = ("ei", "ucb")
 # noise variances: a coarse grid keeps a proposal fast with hundreds of trials.
 KERNEL_LENGTHSCALES = (0.5, 2.0, 8.0, np.inf)
 KERNEL_NOISES = (1e-3, 1e-2, 1e-1)
+# The GP is fitted to at most this many trials (`window`): fitting costs n^3 for each of
+# the grid's 765 kernels, the edit distances n^2, and each candidate n more.
+MAX_OBSERVATIONS = 100
 
 
-def kernel_distances(edit, graphs_a, graphs_b, efforts_a, efforts_b):
+def window(ids, y, limit=MAX_OBSERVATIONS):
+    """The observations the GP is fitted to: all of them up to `limit`; beyond, the best
+    half by score and the most recent of the others (failed trials among them), so that
+    a long search keeps its best architectures and its latest neighbourhood in view.
+
+    Args:
+        ids: n trial ids, oldest first.
+        y: (n,) their maximised scores.
+        limit: most observations. Defaults to `MAX_OBSERVATIONS`.
+
+    Returns:
+        `(ids, y)` of at most `limit` observations, in their original order.
+    """
+    y = np.asarray(y, float)
+    if len(ids) <= limit:
+        return list(ids), y
+    best = set(np.argsort(-y, kind="stable")[: limit // 2].tolist())
+    recent = [i for i in range(len(ids)) if i not in best][len(best) - limit :]
+    keep = sorted(best.union(recent))
+    return [ids[i] for i in keep], y[keep]
+
+
+def graph_features(graphs):
+    """(2, m) coordinates of m graphs for the kernel: log2 FLOPs and depth."""
+    return np.array([[np.log2(max(g.flops(), 1)), g.depth()] for g in graphs], float).T
+
+
+def kernel_distances(edit, features_a, features_b, efforts_a, efforts_b):
     """The kernel's four distances between two lists of trained (or planned) graphs.
 
     Args:
-        edit: (m, n) edit distances between `graphs_a` and `graphs_b`.
-        graphs_a: m graphs.
-        graphs_b: n graphs.
-        efforts_a: (m,) epochs of training behind each of `graphs_a` (see
+        edit: (m, n) edit distances between graphs a and b.
+        features_a: (2, m) `graph_features` of graphs a.
+        features_b: (2, n) the same for graphs b.
+        efforts_a: (m,) epochs of training behind each of graphs a (see
             `kerasnas.oracle.measurements.effort`).
-        efforts_b: (n,) the same for `graphs_b`.
+        efforts_b: (n,) the same for graphs b.
 
     Returns:
         (4, m, n): the edit distance, |log2 FLOPs_a - log2 FLOPs_b|,
         |depth_a - depth_b| and |log2(1 + effort_a) - log2(1 + effort_b)|.
     """
-    size_a, size_b = _log_flops(graphs_a), _log_flops(graphs_b)  # (m,), (n,)
-    depth_a = np.array([g.depth() for g in graphs_a], float)  # (m,)
-    depth_b = np.array([g.depth() for g in graphs_b], float)  # (n,)
+    (size_a, depth_a), (size_b, depth_b) = features_a, features_b  # (m,), (n,)
     effort_a = np.log2(1 + np.asarray(efforts_a, float))  # (m,)
     effort_b = np.log2(1 + np.asarray(efforts_b, float))  # (n,)
     return np.stack(
@@ -61,10 +89,6 @@ def kernel_distances(edit, graphs_a, graphs_b, efforts_a, efforts_b):
             np.abs(effort_a[:, None] - effort_b[None, :]),
         ]
     )
-
-
-def _log_flops(graphs):
-    return np.log2(np.array([max(g.flops(), 1) for g in graphs], dtype=float))
 
 
 class EditDistances:
@@ -145,7 +169,7 @@ class CandidateSearch:
         usual_epochs=1.0,
     ):
         self.gp = gp
-        self.observed, self.described = observed, described
+        self.observed, self.described = graph_features(observed), described  # (2, n), n
         self.efforts = np.asarray(efforts, float)  # (n,)
         self.best, self.y_scale = float(np.max(y)), float(np.std(y) or 1.0)
         self.schedule, self.fits = schedule, fits
@@ -221,7 +245,7 @@ class CandidateSearch:
             epochs = np.maximum(run - self.overhead, 0.0) / np.maximum(seconds, 1e-9)
         efforts = np.array([self.parent_effort[p] for _, p, _ in items]) + epochs  # (m,)
         edit = edit_distances(graphs, self.described)
-        cross = kernel_distances(edit, graphs, self.observed, efforts, self.efforts)
+        cross = kernel_distances(edit, graph_features(graphs), self.observed, efforts, self.efforts)
         mu, sd = self.gp.predict(cross)  # (4, m, n) -> (m,), (m,)
         if self.acquisition == "ei":
             gain = expected_improvement(mu, sd, self.best) / self.y_scale  # (m,)
