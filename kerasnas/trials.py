@@ -122,7 +122,7 @@ def values(graph, parent_trial_id="", refine=False, plan=None):
 def plan_of(trial):
     """The trial's `TrialPlan`, or None if it carries none (a run from an older version)."""
     text = trial.hyperparameters.values.get(PLAN)
-    return None if not text else TrialPlan.from_config(json.loads(text))
+    return None if not text else TrialPlan.from_config(files.loads(text))
 
 
 def checkpoint_path(project_dir, trial_id):

@@ -116,7 +116,7 @@ def test_corrupt_cached_file_is_deleted_and_refetched(cache, synthetic, monkeypa
         (cache / name).write_bytes(blob)
     corrupt = cache / "t10k-labels-idx1-ubyte"
     corrupt.write_bytes(blobs["t10k-labels-idx1-ubyte"][:-1] + b"\x09")
-    assert datasets._missing(cache) == ["t10k-labels-idx1-ubyte"]
+    assert datasets._missing(cache, datasets.MNIST_SHA256) == ["t10k-labels-idx1-ubyte"]
     assert not corrupt.exists()
 
     corrupt.write_bytes(b"garbage")

@@ -37,6 +37,7 @@ def save(task):
             "best_trial_id": task.best_trial_id_,
             "final_weights": task.final_weights_,
             "ensemble": list(getattr(task, "ensemble_", None) or []),
+            "max_model_size": task.max_model_size,
         },
     )
 
