@@ -301,8 +301,7 @@ def read_trial(path):
                 f"{path} holds {PARENT_TRIAL_ID}={found[PARENT_TRIAL_ID]!r:.40}, not a trial id.",
                 path,
             )
-        if found.get(PLAN):
-            TrialPlan.from_config(files.loads(found[PLAN]))  # a ValueError or TypeError if bad
+        plan_of(trial)  # a ValueError or TypeError if its plan is bad
         if has_architecture(trial):
             try:
                 graph_of(trial)

@@ -266,7 +266,7 @@ class NetworkMorphismOracle(DurableOracle):
         # What is left would go to building and tracing a model: leave it to the finish
         # (but without a trained model, any training is worth its overhead).
         if self.schedule.stops(
-            None if self.deadline is None else self.deadline - self.clock(),
+            self._remaining(),
             self.overhead_seconds() if scored else 0.0,
         ):
             return {"status": _Status.STOPPED, "values": None}
@@ -306,7 +306,7 @@ class NetworkMorphismOracle(DurableOracle):
             return None
         best = self.get_best_trials(1)[0]
         refines = self.schedule.refines(
-            remaining=self.deadline - self.clock(),
+            remaining=self._remaining(),
             budget=self.budget,
             epochs_left=self._epochs_left(self.trial_graph(best)),
             augment=self.augment,
@@ -496,7 +496,7 @@ class NetworkMorphismOracle(DurableOracle):
             pool_size=self.pool_size,
             cost=self.cost_model(),
             typical_epoch=measurements.typical_epoch_seconds(scored),
-            remaining=None if self.deadline is None else self.deadline - self.clock(),
+            remaining=self._remaining(),
             budget=self.budget,
             overhead=self.overhead_seconds(child=True),
             usual_epochs=measurements.usual_child_epochs(scored),
