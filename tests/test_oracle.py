@@ -734,3 +734,40 @@ def test_a_tie_on_the_objective_goes_to_the_lower_validation_loss(tmp_path):
     trial.status = "COMPLETED"
     oracle.end_trial(trial)
     assert oracle.get_best_trials(1)[0].trial_id == trial.trial_id
+
+
+def decisions_in_epochs(directory, budget_epochs, scale):
+    """A replayed search's decisions in E (the replay machine's plain-CNN epoch at
+    `scale`): the first width, each trial's allowance and when the refinement starts."""
+    from kerasnas.testing import REPLAY_CLASSES, REPLAY_SHAPE, replay_epoch_seconds, replay_search
+
+    epoch = replay_epoch_seconds(generators.cnn(REPLAY_SHAPE, REPLAY_CLASSES), scale)
+    decisions, oracle = replay_search(directory, budget=budget_epochs * epoch, scale=scale)
+    first = trials.graph_of(oracle.trials[decisions[0]["trial_id"]])
+    refinements = [d for d in decisions if d["refine"]]
+    return {
+        "first_width": FIRST_WIDTHS.index(first.layers[0]["config"]["filters"]),
+        "allowances": [d["plan"]["seconds"] / epoch for d in decisions],
+        "refine_starts": (
+            budget_epochs - refinements[0]["plan"]["seconds"] / epoch if refinements else None
+        ),
+    }
+
+
+@pytest.mark.parametrize("budget_epochs", [3, 15, 40])
+@pytest.mark.parametrize("scale", [0.25, 4.0])
+def test_decisions_in_epochs_do_not_depend_on_the_machine_speed(tmp_path, budget_epochs, scale):
+    """A machine 4x faster or slower, given the same budget in its own epochs, sizes the
+    first architecture within one width step and plans trials and the refinement
+    within a factor of two."""
+    here = decisions_in_epochs(tmp_path / "here", budget_epochs, 1.0)
+    there = decisions_in_epochs(tmp_path / "there", budget_epochs, scale)
+    assert abs(here["first_width"] - there["first_width"]) <= 1
+    assert abs(len(here["allowances"]) - len(there["allowances"])) <= 1
+    for a, b in zip(here["allowances"][:2], there["allowances"][:2]):
+        assert 0.5 <= b / a <= 2.0
+    assert (here["refine_starts"] is None) == (there["refine_starts"] is None)
+    if here["refine_starts"] is not None:
+        assert abs(here["refine_starts"] - there["refine_starts"]) <= max(
+            1.0, 0.1 * budget_epochs
+        )
