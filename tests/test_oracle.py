@@ -768,6 +768,4 @@ def test_decisions_in_epochs_do_not_depend_on_the_machine_speed(tmp_path, budget
         assert 0.5 <= b / a <= 2.0
     assert (here["refine_starts"] is None) == (there["refine_starts"] is None)
     if here["refine_starts"] is not None:
-        assert abs(here["refine_starts"] - there["refine_starts"]) <= max(
-            1.0, 0.1 * budget_epochs
-        )
+        assert abs(here["refine_starts"] - there["refine_starts"]) <= max(1.0, 0.1 * budget_epochs)
