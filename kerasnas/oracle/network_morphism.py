@@ -4,35 +4,8 @@ This module adapts the framework-free parts of the search to KerasTuner: it deci
 which trial comes next (`populate_space`), keeps the search's state in KerasTuner's
 files and reloads it. The rules it applies live apart: the budget policy in
 `schedule.py`, what the trials measured in `measurements.py`, the choice of a
-morphism child in `proposals.py`.
-
-What it does, trial by trial:
-
-1. **Sizes the first architecture.** The tuner times the plain CNN at up to three
-   widths on a few batches (`set_probe`); the first architecture is the widest of
-   `schedule.FIRST_WIDTHS` that the budget affords (`BudgetSchedule.first_width`;
-   the default width without a deadline or a timing). The other initial
-   architectures (ResNet- and DenseNet-like) start only while a full trial of
-   them fits.
-2. **Grows it by morphism.** Every later trial is a child of a trained architecture,
-   one or more morphisms away (deeper, wider, skip), starting from its parent's
-   weights and function. It is chosen to maximise the expected improvement (or an
-   upper confidence bound) of a Gaussian process over architectures, per second of
-   training under a deadline (`proposals.CandidateSearch`). The kernel is
-   `exp(-sum_i d_i / l_i)` over the edit distance, |log2 FLOPs_a - log2 FLOPs_b|,
-   |depth_a - depth_b| and |log2(1 + effort_a) - log2(1 + effort_b)|, with the
-   lengthscales fitted by marginal likelihood.
-3. **Plans every trial's time.** Under a deadline (`set_deadline`) each trial
-   carries a `kerasnas.trials.TrialPlan`, which the tuner executes: its seconds,
-   patience, learning-rate scale, augmentation and the search's deadline
-   (`BudgetSchedule.plan`). Epoch times come from one `EpochCost` model fitted to
-   the epochs the trials measured, or to the probe before any.
-4. **Finishes by refining the best.** Once the last `refine_share` of the budget
-   has come, or few epochs of the best architecture still fit, the next trial
-   trains the best architecture on from its best weights for all the time left
-   (`"refine": True`), on augmented images once it overfits (`overfit_ratio`).
-   Every trial augments from its start when the budget holds `augment_epochs`
-   epochs of the first architecture.
+morphism child in `proposals.py`. What the oracle does, trial by trial, and every
+argument users set through `searcher_args`, are in the class docstring.
 """
 
 from __future__ import annotations
@@ -73,68 +46,131 @@ _Status = trial_module.TrialStatus
 
 
 class NetworkMorphismOracle(DurableOracle):
-    """Searches CNN architectures by network morphism guided by a Gaussian process.
+    """Searches CNN architectures by network morphism, guided by a Gaussian process.
 
-    What it does, trial by trial, is in this module's docstring.
+    A KerasTuner `Oracle`: the tuner (`kerasnas.tuner.MorphismTuner`) asks it for each
+    trial and reports each trial's scores and timings back. Trial by trial, it:
 
-    Each trial's hyperparameters hold the architecture as JSON, the id of the parent
-    whose weights it starts from, whether it refines, and its plan (`kerasnas.trials`).
-    The search lives in KerasTuner's trial files; the Gaussian process and the cost
-    model are refitted from them, never pickled.
+    1. Sizes the first architecture to the machine, from a few batches the tuner
+       times before the first trial (`set_probe`): it takes the widest width (8, 16,
+       32 or 64 filters in the plain CNN's first stage; the other default graphs
+       scale alike) at which max(3, sqrt(m)) epochs fit in the budget, m being how
+       many fit at the narrowest.
+    2. Trains the initial architectures, cheapest (in FLOPs) first: the first always,
+       each other one only while about thirty of its epochs still fit (a cold start
+       needs a full trial to be judged).
+    3. Grows the trained architectures by morphism: every later trial is a child one
+       to `max_morphisms` morphisms (deeper, wider, skip) away from a trained parent,
+       starting from the parent's weights. It is the candidate with the best
+       acquisition of a Gaussian process over architectures, per second of training
+       under a deadline.
+    4. Plans each trial's time: its seconds, early-stopping patience, learning-rate
+       scale and augmentation (a `kerasnas.trials.TrialPlan`), from the deadline
+       (`set_deadline`) and the epoch times measured so far.
+    5. Finishes by refining the best architecture: in the last `refine_share` of the
+       budget, it trains on from its best weights for all the time left.
+
+    `kerasnas.ImageClassifier` and `kerasnas.ImageRegressor` build it from their own
+    arguments and pass `searcher_args` on as keyword arguments: every argument below
+    but `input_shape`, `num_outputs`, `objective`, `max_trials`, `seed`,
+    `max_model_size` and `task`, which they set themselves.
 
     Args:
-        input_shape: `(height, width, channels)` of the images.
-        num_outputs: number of classes, or of regression targets.
-        objective: the metric to optimise. Defaults to `"val_accuracy"`.
-        max_trials: stop after this many trials. Defaults to None (no limit).
-        seed: random seed; the same seed and scores give the same proposals.
-            Defaults to None (KerasTuner draws one).
-        max_model_size: most parameters a candidate may have. Defaults to None.
+        input_shape: `(height, width, channels)` of the images the models take.
+        num_outputs: the number of classes, or of regression targets.
+        objective: the metric to optimise, as KerasTuner names it. Defaults to
+            `"val_accuracy"`.
+        max_trials: the search stops after this many trials. Defaults to None (no
+            limit but the time).
+        seed: the random seed; the same seed and the same scores give the same
+            proposals. Defaults to None (KerasTuner draws one).
+        max_model_size: the most parameters an architecture may have; larger
+            candidates are never proposed. Defaults to None (no limit).
         task: `"classification"` or `"regression"`. Defaults to `"classification"`.
-        initial_graphs: the first architectures to train. Defaults to the sized
-            `generators.initial_graphs(input_shape, num_outputs, task)`.
-        search: grow architectures by morphism. Defaults to True. False is the
-            no-search ablation: the first architecture is trained, then refined for
-            the rest of the budget, and nothing else.
-        acquisition: `"ei"` (expected improvement) or `"ucb"` (upper confidence
-            bound, as in Auto-Keras). Defaults to `"ei"`.
-        beta: exploration weight of the upper confidence bound. Defaults to 2.576.
-        pool_size: random multi-morphism candidates scored beside the annealing's.
-            Defaults to 32.
-        max_morphisms: most morphisms between a proposal and its trained parent.
+        initial_graphs: a list of `kerasnas.graph.Graph`s to train first, in order,
+            instead of the default ones. Defaults to None: the plain CNN, ResNet- and
+            DenseNet-like graphs of `kerasnas.graph.generators.initial_graphs`, the
+            CNN's width sized to the machine and the budget.
+        search: whether to grow architectures by morphism. False is the no-search
+            ablation: the first architecture trains, then is refined for the rest of
+            the budget, and nothing else is tried. Defaults to True.
+        acquisition: how a candidate is scored: `"ei"` (expected improvement over
+            the best score) or `"ucb"` (upper confidence bound, as in Auto-Keras).
+            Defaults to `"ei"`.
+        beta: the weight of the standard deviation in the upper confidence bound
+            (used with `acquisition="ucb"` only). Defaults to 2.576.
+        pool_size: how many random jumps of several morphisms are scored beside the
+            candidates that simulated annealing finds. Defaults to 32.
+        max_morphisms: the most morphisms between a candidate and its trained parent.
             Defaults to 5.
-        refine_share: fraction of the budget kept for refining the best architecture
-            at the end; 0 turns it off. Defaults to 0.25.
-        trial_share: the fraction of the time left an initial architecture's trial may
-            train (always room for one and a half epochs). Defaults to 0.3.
+        refine_share: the last fraction of the budget kept for refining the best
+            architecture; 0 turns the refinement off. Defaults to 0.25.
+        trial_share: the fraction of the time left that a trial of an initial
+            architecture may train (never less than one and a half of its epochs).
+            Defaults to 0.3.
         child_share: the fraction of the budget a morphism child trains for (at least
-            half an epoch and twice its overhead), on top of its overhead. Defaults
-            to 0.04.
-        cost_horizon: cost weighs fully in the acquisition once fewer than this many
-            typical epochs fit in the time left. Defaults to 10.
-        patience: most `EarlyStopping` patience in epochs; a trial with room for few
-            epochs gets less, a refinement none. Defaults to 3.
-        overfit_ratio: the refinement augments from the first epoch after which its
-            validation loss exceeds this many times its training loss (in its first
-            half); None never. Defaults to `"auto"`: 2.0 for classification, None for
-            regression (a shift may change the target).
-        augment_epochs: every trial augments when this many epochs of the first
-            architecture fit in the budget; None never. Defaults to `"auto"`: 8 for
-            classification, None for regression.
-        max_consecutive_failed_trials: KerasTuner stops after this many failed trials
-            in a row. Defaults to 20.
-        clock: a function returning seconds since the epoch, as `time.time` (tests pass
-            a fake one). Defaults to `time.time`.
-        **kwargs: passed on to `keras_tuner.Oracle`.
+            half an epoch and twice the cost of building it), on top of that cost.
+            Larger values give fewer, longer children. Defaults to 0.04.
+        cost_horizon: how strongly a candidate's epoch time counts against it: fully
+            once fewer than this many typical epochs fit in the time left, less
+            before. Defaults to 10.
+        patience: the most `EarlyStopping` patience a trial gets, in epochs; a trial
+            with room for few epochs gets less, a refinement none. Defaults to 3.
+        overfit_ratio: the refinement (and `final_fit`) switches to augmented images
+            (random shifts and zooms) after the first epoch whose validation loss
+            exceeds this many times its training loss, if that comes in its first
+            half; None never does.
+            Defaults to `"auto"`: 2.0 for classification, None for regression (a
+            shift may change a target).
+        augment_epochs: every trial trains on augmented images when the budget holds
+            this many epochs of the first architecture; None never. Defaults to
+            `"auto"`: 8 for classification, None for regression.
+        max_consecutive_failed_trials: KerasTuner stops the search after this many
+            failed trials in a row. Defaults to 20.
+        clock: a function returning seconds since the epoch, like `time.time`;
+            tests pass a fake one. Defaults to None (`time.time`).
+        **kwargs: passed on to `keras_tuner.Oracle` (e.g. `max_retries_per_trial`).
 
     Raises:
-        ValueError: if an argument is out of range (the message names it), or if no
-            initial architecture fits in `max_model_size`.
+        ValueError: if an argument is out of range or of the wrong kind (the message
+            names it), or if no initial architecture fits in `max_model_size`.
+
+    Note:
+        Each trial's hyperparameter values hold its architecture as JSON, the id of
+        the parent whose weights it starts from, whether it refines, and its plan
+        (see `kerasnas.trials`). The whole search lives in KerasTuner's trial files
+        and `oracle.json`: the Gaussian process and the epoch-cost model are
+        refitted from them on every proposal, never pickled, so a resumed search
+        and KerasTuner's distributed workers see the same state.
+
+        The Gaussian process's kernel is `exp(-sum_i d_i / l_i)` over four
+        distances: the Auto-Keras edit distance, |log2 FLOPs_a - log2 FLOPs_b|,
+        |depth_a - depth_b| and |log2(1 + effort_a) - log2(1 + effort_b)|, effort
+        being the epochs of training behind a trial's weights; the lengthscales
+        `l_i` are fitted by marginal likelihood. Epoch times come from one
+        `kerasnas.oracle.cost.EpochCost` model fitted to the epochs the trials
+        measured, or to the probe's timings before any.
 
     Example:
+        ```python
+        import numpy as np
+        from kerasnas.oracle.network_morphism import NetworkMorphismOracle
+        from kerasnas.tuner import MorphismTuner
 
-    >>> oracle = NetworkMorphismOracle((28, 28, 1), 10, max_trials=20, seed=1)
-    >>> tuner = kerasnas.tuner.MorphismTuner(oracle, directory="runs", ...)
+        x = np.random.default_rng(0).random((64, 8, 8, 1), dtype="float32")
+        y = np.arange(64) % 2
+        oracle = NetworkMorphismOracle((8, 8, 1), 2, max_trials=2, seed=1)
+        tuner = MorphismTuner(
+            oracle,
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            max_epochs=1,
+            directory="runs",
+            project_name="oracle_example",
+        )
+        tuner.search(x, y, validation_data=(x[:16], y[:16]))
+        best_model = tuner.get_best_models(1)[0]
+        ```
     """
 
     def __init__(
@@ -234,7 +270,11 @@ class NetworkMorphismOracle(DurableOracle):
     # ------------------------------------------------------------------ trials
 
     def trial_graph(self, trial):
-        """The `Graph` a trial trains, parsed once per trial."""
+        """The `Graph` a trial trains, parsed once per trial.
+
+        Args:
+            trial: a KerasTuner `Trial` that carries an architecture.
+        """
         if trial.trial_id not in self._graphs:
             graph = trials.graph_of(trial)
             self._graphs[trial.trial_id] = (graph, describe(graph))
@@ -242,7 +282,14 @@ class NetworkMorphismOracle(DurableOracle):
 
     def get_best_trials(self, num_trials=1):
         """The best trials by `kerasnas.trials.ranking_key` (a tie goes to the lower
-        validation loss, not to the earliest trial); unfinished trials come last."""
+        validation loss, not to the earliest trial); unfinished trials come last.
+
+        Args:
+            num_trials: how many trials. Defaults to 1.
+
+        Returns:
+            A list of at most `num_trials` KerasTuner `Trial`s, best first.
+        """
         ranked = trials.ranked(self.trials.values(), self.objective.direction)
         if len(ranked) < num_trials:
             ranked += [t for t in self.trials.values() if t.status != _Status.COMPLETED]
@@ -261,7 +308,18 @@ class NetworkMorphismOracle(DurableOracle):
         ]
 
     def populate_space(self, trial_id):
-        """Proposes the next architecture: an initial one, or a morphed trained one."""
+        """Proposes the next architecture: an initial one, or a morphed trained one.
+
+        KerasTuner calls it for each new trial (see the class's numbered steps).
+
+        Args:
+            trial_id: the new trial's id.
+
+        Returns:
+            KerasTuner's `{"status": ..., "values": ...}`: `RUNNING` with the trial's
+            values (`kerasnas.trials.values`), `IDLE` while a running trial must end
+            first, or `STOPPED` when the search is over.
+        """
         scored = self._scored()
         # What is left would go to building and tracing a model: leave it to the finish
         # (but without a trained model, any training is worth its overhead).
@@ -372,7 +430,11 @@ class NetworkMorphismOracle(DurableOracle):
         return list(unique.values())
 
     def cost_model(self):
-        """The `EpochCost` model, fitted to the timed trials and the probe's timings."""
+        """The `EpochCost` model, fitted to the timed trials and the probe's timings.
+
+        Returns:
+            A `kerasnas.oracle.cost.EpochCost` (without coefficients before any timing).
+        """
         return self._costs.fitted(self._with_architecture(), self.probe)
 
     def overhead_seconds(self, child=False):
@@ -384,11 +446,19 @@ class NetworkMorphismOracle(DurableOracle):
         return measurements.overhead_seconds(self._with_architecture(), self.probe, child)
 
     def epoch_seconds(self, graph):
-        """Seconds one epoch of `graph` should take, or None before any timing."""
+        """Seconds one epoch of `graph` should take, or None before any timing.
+
+        Args:
+            graph: a `Graph`.
+        """
         return self.cost_model().predict(graph)
 
     def effort(self, trial_id):
-        """Epochs of training behind a trial's weights: its own and its ancestors'."""
+        """Epochs of training behind a trial's weights: its own and its ancestors'.
+
+        Args:
+            trial_id: the trial's id.
+        """
         return measurements.effort(self.trials, trial_id)
 
     def _epochs_left(self, graph):
@@ -446,8 +516,10 @@ class NetworkMorphismOracle(DurableOracle):
 
         Args:
             graph: the trial's `Graph`.
-            refine: the trial trains its parent on (the search's finish).
+            refine: the trial trains its parent on (the search's finish). Defaults
+                to False.
             child: the trial is a morphism child, warm-started from its parent.
+                Defaults to False.
             effort: epochs of training behind the weights it starts from. Defaults to 0.
 
         Returns:
