@@ -1,11 +1,13 @@
 """kerasnas: neural architecture search for Keras by network morphism.
 
 Example:
+    ```python
+    import kerasnas
 
->>> import kerasnas
->>> clf = kerasnas.ImageClassifier(directory="runs/mnist", seed=1)
->>> clf.fit(x_train, y_train, time_limit=600)
->>> clf.evaluate(x_test, y_test)
+    clf = kerasnas.ImageClassifier(directory="runs/mnist", seed=1)
+    clf.fit(x_train, y_train, time_limit=600)
+    clf.evaluate(x_test, y_test)
+    ```
 """
 
 from kerasnas import datasets, errors, graph

@@ -41,10 +41,11 @@ def training_callbacks(
         deadline: when training must end (seconds since the epoch), or None.
         validation_steps: batches of one validation pass (`TimeBudget` keeps room
             for it). Defaults to 0.
-        clock: the time function. Defaults to `time.time`.
+        clock: the time function. Defaults to None (`time.time`).
         restore_best_weights: `EarlyStopping` restores the best epoch's weights at
             the end. Defaults to False.
         middle: callbacks placed between early stopping and the time budget.
+            Defaults to none.
 
     Returns:
         A list of Keras callbacks.
@@ -69,7 +70,7 @@ def training_callbacks(
 
 
 class SaveBestWeights(keras.callbacks.Callback):
-    """Writes the weights of the best epoch so far to `path` (`.weights.h5`).
+    """Writes the weights of the best epoch so far to `path` (a `.weights.h5` file).
 
     Epochs are ranked as trials are (`kerasnas.trials.better`): an epoch that ties the
     best on the objective (common with a small validation set, where one image is a
@@ -112,7 +113,7 @@ class EpochLine(keras.callbacks.Callback):
     Args:
         trial_id: the trial the epochs belong to.
         epochs: the most epochs it may train (shown as "epoch 3/100").
-        clock: the time function. Defaults to `time.time`.
+        clock: the time function. Defaults to None (`time.time`).
     """
 
     def __init__(self, trial_id, epochs, clock=None):
@@ -152,11 +153,18 @@ class TimeBudget(keras.callbacks.Callback):
         validation_steps: batches in a validation pass, to estimate the tail
             before it is measured. Defaults to 0.
         verbose: print a line when it stops training. Defaults to 0.
-        clock: the time function. Defaults to `time.time`.
+        clock: the time function. Defaults to None (`time.time`).
 
     Example:
+        ```python
+        import time
 
-    >>> model.fit(x, y, epochs=100, callbacks=[TimeBudget(time.time() + 60)])
+        from kerasnas.callbacks import TimeBudget
+
+        budget = TimeBudget(time.time() + 60)  # done within a minute
+        model.fit(x, y, epochs=100, callbacks=[budget])
+        budget.stopped  # True if the deadline, not the epochs, ended training
+        ```
     """
 
     def __init__(self, deadline, validation_steps=0, verbose=0, clock=None):
@@ -224,7 +232,7 @@ class TimeCosineDecay(keras.callbacks.Callback):
         deadline: time (seconds since the epoch, as `clock()`) at which the rate
             reaches its floor.
         floor: final rate as a fraction of the initial one. Defaults to 0.02.
-        clock: the time function. Defaults to `time.time`.
+        clock: the time function. Defaults to None (`time.time`).
     """
 
     def __init__(self, deadline, floor=0.02, clock=None):
@@ -246,7 +254,12 @@ class TimeCosineDecay(keras.callbacks.Callback):
         self._epoch = 0
 
     def factor(self, now, batches=0):
-        """The fraction of the initial rate in force at time `now`, after `batches` batches."""
+        """The fraction of the initial rate in force at time `now`, after `batches` batches.
+
+        Args:
+            now: the time, as `clock()` gives it.
+            batches: batches trained so far. Defaults to 0.
+        """
         progress = _progress(self._start, now, self.deadline, batches, self._total_batches)
         progress = min(1.0, max(0.0, progress))
         return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * progress))
@@ -272,7 +285,7 @@ class EpochTimer(keras.callbacks.Callback):
     were trained, fractions included (`epochs_trained`).
 
     Args:
-        clock: the time function. Defaults to `time.time`.
+        clock: the time function. Defaults to None (`time.time`).
     """
 
     def __init__(self, clock=None):
@@ -388,7 +401,7 @@ class AugmentWhenOverfitting(keras.callbacks.Callback):
         ratio: the ratio of validation to training loss from which to augment (above 1).
         deadline: when training must be over (seconds since the epoch, as `clock()`),
             or None. Defaults to None.
-        clock: the time function. Defaults to `time.time`.
+        clock: the time function. Defaults to None (`time.time`).
 
     Attributes:
         augmented_after: whole epochs trained before the first augmented epoch
@@ -427,7 +440,10 @@ def augment_when_overfitting(dataset, *, ratio, deadline=None, clock=None):
 
     Args:
         dataset: the training data.
-        ratio, deadline, clock: as for `AugmentWhenOverfitting`.
+        ratio: the ratio of validation to training loss from which to augment (above 1).
+        deadline: when training must be over (seconds since the epoch), or None.
+            Defaults to None.
+        clock: the time function. Defaults to None (`time.time`).
 
     Returns:
         `(augmented, callback)`: the Dataset to train on, its images augmented once

@@ -24,6 +24,12 @@ def load_trials(directory):
 
     Args:
         directory: the run directory given to `fit` (or its `project_name` folder).
+
+    Returns:
+        A list of KerasTuner `Trial`s.
+
+    Raises:
+        FileNotFoundError: if no kerasnas search is in `directory`.
     """
     return list(run_dir.read_trials(run_dir.find_run(directory)).values())
 
@@ -40,8 +46,14 @@ def visualize(directory, out_dir, format="png"):
         The paths written, in trial order.
 
     Raises:
+        ValueError: if `format` is not one of those.
         RuntimeError: if Graphviz's `dot` program is missing.
         FileNotFoundError: if no kerasnas search is in `directory`.
+
+    Example:
+        ```python
+        paths = kerasnas.visualize("runs/mnist", "diagrams", format="svg")
+        ```
     """
     import keras
 
@@ -88,6 +100,12 @@ def plot_search(directory):
 
     Raises:
         FileNotFoundError: if no kerasnas search is in `directory`.
+
+    Example:
+        ```python
+        fig = kerasnas.plot_search("runs/mnist")
+        fig.savefig("search.png", dpi=150)
+        ```
     """
     from matplotlib.figure import Figure  # not pyplot: works headless, needs no backend
 

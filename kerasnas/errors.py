@@ -9,7 +9,11 @@ from __future__ import annotations
 
 
 class NotFittedError(ValueError, AttributeError):
-    """Raised when a task is used for prediction before `fit`."""
+    """Raised when an estimator is used before `fit`: predicting, evaluating, exporting.
+
+    A `ValueError` and an `AttributeError`, as scikit-learn's: call `fit` first, or
+    reopen a finished search with `kerasnas.load(directory)`.
+    """
 
 
 class RunFileError(ValueError):
@@ -18,6 +22,9 @@ class RunFileError(ValueError):
     Args:
         message: the message.
         path: the file. Defaults to None.
+
+    Attributes:
+        path: the file, or None.
     """
 
     def __init__(self, message, path=None):
@@ -26,7 +33,12 @@ class RunFileError(ValueError):
 
 
 class MissingRunFileError(FileNotFoundError, RunFileError):
-    """A file of a run directory that is not there."""
+    """A file of a run directory that is not there (also a `FileNotFoundError`).
+
+    Args:
+        message: the message.
+        path: the file. Defaults to None.
+    """
 
     def __init__(self, message, path=None):
         FileNotFoundError.__init__(self, message)
@@ -34,4 +46,5 @@ class MissingRunFileError(FileNotFoundError, RunFileError):
 
 
 class MorphismError(ValueError):
-    """Raised when a morphism cannot be applied to a graph."""
+    """Raised when a morphism cannot be applied to a graph, or a child graph does not
+    descend from the parent it is given (`kerasnas.graph.transfer`)."""

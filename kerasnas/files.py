@@ -38,12 +38,8 @@ def write_json(path, obj, indent=2):
 
 
 # What `read_json` accepts. A run file holds data the search wrote, so a file beyond these
-# was not written by kerasnas and is refused before it is parsed. Real files are far
-# smaller: a `trial.json` takes a few kB (4-5 kB in tests/data/run_0_1_0), 372 kB for the
-# largest graph measured (2,827 layers, grown by 1,464 morphisms in one line of descent),
-# an `oracle.json` grows by about 100 bytes a trial (5.6 kB after 3 trials), and no file
-# nests deeper than 7 levels (a `trial.json`; an architecture, parsed on its own, 4).
-# The caps leave a margin of 90 times on size and over 10 on depth.
+# was not written by kerasnas and is refused before it is parsed. The caps sit far above
+# the largest run files measured (the figures are in docs/design-notes.md).
 MAX_JSON_BYTES = 32 * 2**20  # 32 MiB
 MAX_JSON_DEPTH = 100  # levels of arrays and objects
 
@@ -60,9 +56,10 @@ def json_depth(text):
     `json.loads` does on a deep enough text.
 
     Example:
-
-    >>> json_depth('{"a": [1, [2, "]]]"]]}')
-    3
+        ```pycon
+        >>> json_depth('{"a": [1, [2, "]]]"]]}')
+        3
+        ```
     """
     brackets = _NOT_BRACKETS.sub("", text)
     return max(itertools.accumulate(map(_STEP.__getitem__, brackets)), default=0)

@@ -7,10 +7,10 @@ layers inside them.
 The `tf.data` pipelines kerasnas makes, to hand to Keras or to read itself, run with
 tf.data's autotuning off (`untuned`). An autotuned iterator being deleted waits for the
 tuning thread to end its sleep between rounds (seen with TensorFlow 2.21), and Keras makes
-a new iterator every epoch: an epoch's first batch waited 7-30 s on this project's CPU
-machines, CPUs idle, past the checks that keep a trial inside its time. The pipelines
-kerasnas makes set their buffers themselves (a prefetch of 2), so autotuning has little
-to tune.
+a new iterator every epoch, so an epoch's first batch could wait for seconds, CPUs idle,
+past the checks that keep a trial inside its time (the figures are in
+docs/design-notes.md). The pipelines kerasnas makes set their buffers themselves (a
+prefetch of 2), so autotuning has little to tune.
 """
 
 from __future__ import annotations

@@ -24,24 +24,36 @@ logger = logging.getLogger("kerasnas")
 
 # Hyperparameter values.
 ARCHITECTURE = "architecture"
+"""Hyperparameter value: the trial's `Graph`, as JSON (`Graph.to_json`)."""
 PARENT_TRIAL_ID = "parent_trial_id"
+"""Hyperparameter value: the trained trial whose weights it starts from, `""` for none."""
 REFINE = "refine"
-PLAN = "plan"  # how the trial trains, as JSON (see `TrialPlan`)
+"""Hyperparameter value: whether the trial trains its parent's architecture on."""
+PLAN = "plan"
+"""Hyperparameter value: how the trial trains, a `TrialPlan` as JSON."""
 
 # Metrics the tuner reports besides the objective.
-TRAIN_SECONDS = "train_seconds"  # the whole trial: setup and training
-EPOCH_SECONDS = "epoch_seconds"  # seconds a whole epoch takes, validation included
-SETUP_SECONDS = "setup_seconds"  # building, weight transfer and compiling
-EPOCHS = "epochs"  # epochs trained, a cut-short epoch's part included
+TRAIN_SECONDS = "train_seconds"
+"""Metric: seconds of the whole trial, setup and training."""
+EPOCH_SECONDS = "epoch_seconds"
+"""Metric: seconds a whole epoch takes, validation included."""
+SETUP_SECONDS = "setup_seconds"
+"""Metric: seconds of building, weight transfer and compiling."""
+EPOCHS = "epochs"
+"""Metric: epochs trained, a cut-short epoch's part included."""
 TIMING_METRICS = (TRAIN_SECONDS, EPOCH_SECONDS, SETUP_SECONDS, EPOCHS)
-# The best epoch's validation loss, when the objective is another metric: of trials that
-# tie on the objective, the one with the lower loss ranks first.
+"""The timing metrics every trial reports."""
 TIE_VAL_LOSS = "tie_val_loss"
-# Reported only by a trial that trained on augmented images (see `TrialPlan`).
-AUGMENTED_AFTER = "augmented_after"  # whole epochs trained before augmentation began
+"""Metric: the best epoch's validation loss, when the objective is another metric; of
+trials that tie on the objective, the one with the lower loss ranks first."""
+AUGMENTED_AFTER = "augmented_after"
+"""Metric: whole epochs trained before augmentation began, reported only by a trial that
+trained on augmented images (see `TrialPlan`)."""
 
-TRIAL_FILE = "trial.json"  # KerasTuner's record of a trial, in its trial folder
-CHECKPOINT = "checkpoint.weights.h5"  # a trial's best weights, in its trial folder
+TRIAL_FILE = "trial.json"
+"""KerasTuner's record of a trial, in its folder `trial_<id>`."""
+CHECKPOINT = "checkpoint.weights.h5"
+"""A trial's best weights, in its folder `trial_<id>`."""
 
 
 class TrialPlan:
@@ -80,6 +92,7 @@ class TrialPlan:
         self.deadline = None if deadline is None else float(deadline)
 
     def get_config(self):
+        """The plan as a dict of plain values (it travels as JSON in the trial)."""
         return {
             "seconds": self.seconds,
             "patience": self.patience,
@@ -91,6 +104,14 @@ class TrialPlan:
 
     @classmethod
     def from_config(cls, config):
+        """The plan of a `get_config` dict; keys this version does not know are ignored.
+
+        Args:
+            config: a dict from `get_config`.
+
+        Returns:
+            A `TrialPlan`.
+        """
         known = cls().get_config()
         return cls(**{k: v for k, v in config.items() if k in known})
 
@@ -120,18 +141,42 @@ def values(graph, parent_trial_id="", refine=False, plan=None):
 
 
 def plan_of(trial):
-    """The trial's `TrialPlan`, or None if it carries none (a run from an older version)."""
+    """The trial's `TrialPlan`, or None if it carries none (a run from an older version).
+
+    Args:
+        trial: a KerasTuner `Trial`.
+
+    Raises:
+        ValueError: if its plan is not valid JSON, or holds a value of the wrong kind.
+        TypeError: if its plan is not a JSON object of plan values.
+    """
     text = trial.hyperparameters.values.get(PLAN)
     return None if not text else TrialPlan.from_config(files.loads(text))
 
 
 def checkpoint_path(project_dir, trial_id):
-    """Where the best weights of trial `trial_id` of the search in `project_dir` are kept."""
+    """Where the best weights of trial `trial_id` of the search in `project_dir` are kept.
+
+    Args:
+        project_dir: the search's folder, `directory/project_name`.
+        trial_id: the trial's id.
+
+    Returns:
+        The path of its `checkpoint.weights.h5`.
+    """
     return os.path.join(project_dir, f"trial_{trial_id}", CHECKPOINT)
 
 
 def load_weights(model, path, fix=""):
     """Loads `path` into `model` and returns it.
+
+    Args:
+        model: a `keras.Model` of the architecture the weights were saved from.
+        path: a `.weights.h5` file.
+        fix: what the error message tells the user to do. Defaults to `""`.
+
+    Returns:
+        `model`, its weights loaded.
 
     Raises:
         kerasnas.files.RunFileError: naming `path`, if it is missing or does not load
@@ -157,6 +202,9 @@ def load_trial_model(project_dir, trial, fix=""):
         trial: a KerasTuner `Trial` that carries an architecture.
         fix: what the error message tells the user to do. Defaults to `""`.
 
+    Returns:
+        An uncompiled `keras.Model`.
+
     Raises:
         kerasnas.files.RunFileError: if its architecture is not one kerasnas builds (see
             `Graph.from_config`), naming its `trial.json`, or if its weights are missing
@@ -174,32 +222,63 @@ def load_trial_model(project_dir, trial, fix=""):
 
 
 def trial_path(project_dir, trial_id):
-    """The `trial.json` of trial `trial_id` of the search in `project_dir`."""
+    """The `trial.json` of trial `trial_id` of the search in `project_dir`.
+
+    Args:
+        project_dir: the search's folder.
+        trial_id: the trial's id.
+    """
     return os.path.join(project_dir, f"trial_{trial_id}", TRIAL_FILE)
 
 
 def has_architecture(trial):
-    """Whether `trial` carries an architecture (one read from a damaged file does not)."""
+    """Whether `trial` carries an architecture (one read from a damaged file does not).
+
+    Args:
+        trial: a KerasTuner `Trial`.
+    """
     return ARCHITECTURE in trial.hyperparameters.values
 
 
 def graph_of(trial):
-    """The `Graph` a trial trains, parsed from its values."""
+    """The `Graph` a trial trains, parsed from its values.
+
+    Args:
+        trial: a KerasTuner `Trial` that carries an architecture.
+
+    Raises:
+        KeyError: if it carries none (see `has_architecture`).
+        ValueError: if its architecture is not one kerasnas builds.
+    """
     return Graph.from_json(trial.hyperparameters.values[ARCHITECTURE])
 
 
 def parent_of(trial):
-    """The id of the trial whose weights `trial` starts from, or None."""
+    """The id of the trial whose weights `trial` starts from, or None.
+
+    Args:
+        trial: a KerasTuner `Trial`.
+    """
     return trial.hyperparameters.values.get(PARENT_TRIAL_ID) or None
 
 
 def is_refinement(trial):
-    """Whether `trial` trains its parent's architecture on from its weights."""
+    """Whether `trial` trains its parent's architecture on from its weights.
+
+    Args:
+        trial: a KerasTuner `Trial`.
+    """
     return bool(trial.hyperparameters.values.get(REFINE))
 
 
 def metric(trial, name, default=None):
-    """The last value of metric `name` of `trial`, or `default` if it reported none."""
+    """The last value of metric `name` of `trial`, or `default` if it reported none.
+
+    Args:
+        trial: a KerasTuner `Trial`.
+        name: the metric, e.g. `EPOCHS`.
+        default: what to return if the trial reported none. Defaults to None.
+    """
     return trial.metrics.get_last_value(name) if trial.metrics.exists(name) else default
 
 
@@ -224,15 +303,29 @@ def ranking_key(trial, direction):
 
 
 def ranked(found, direction):
-    """The completed trials among `found`, best first (see `ranking_key`)."""
+    """The completed trials among `found`, best first (see `ranking_key`).
+
+    Args:
+        found: KerasTuner `Trial`s.
+        direction: the objective's direction, `"max"` or `"min"`.
+
+    Returns:
+        A list of the completed trials.
+    """
     done = [t for t in found if t.status == "COMPLETED"]
     return sorted(done, key=lambda t: ranking_key(t, direction))
 
 
 def better(value, tie_loss, best, best_tie_loss, direction):
-    """Whether an epoch or trial scoring `value` (with validation loss `tie_loss`, or None)
-    beats the best so far (`best`, `best_tie_loss`; `best` None when there is none yet):
-    the same rule as `ranking_key`."""
+    """Whether an epoch or trial beats the best so far, by the rule of `ranking_key`.
+
+    Args:
+        value: its objective value.
+        tie_loss: its validation loss, or None.
+        best: the best objective value so far, or None when there is none yet.
+        best_tie_loss: the best's validation loss, or None.
+        direction: the objective's direction, `"max"` or `"min"`.
+    """
     if best is None:
         return True
     if value != best:

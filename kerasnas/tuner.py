@@ -89,12 +89,35 @@ class MorphismTuner(keras_tuner.Tuner):
         verbose: 0 silent; 1 (or True) a line when each trial starts and ends, and
             Keras' progress bars when the output is interactive; 2 those lines and
             one line per epoch, no bars (see `kerasnas.output`). Defaults to True.
-        clock: the time function. Defaults to the oracle's (`time.time`).
+        clock: the time function. Defaults to None (the oracle's `clock`, else `time.time`).
         **kwargs: passed on to `keras_tuner.Tuner` (`directory`,
             `project_name`, `overwrite`, `distribution_strategy`).
 
     Raises:
         ValueError: if an argument is out of range (the message names it).
+
+    Example:
+        ```python
+        import time
+
+        import numpy as np
+        from kerasnas.oracle.network_morphism import NetworkMorphismOracle
+        from kerasnas.tuner import MorphismTuner
+
+        x = np.random.default_rng(0).random((64, 8, 8, 1), dtype="float32")
+        y = np.arange(64) % 2
+        oracle = NetworkMorphismOracle((8, 8, 1), 2, max_trials=2, seed=1)
+        tuner = MorphismTuner(
+            oracle,
+            loss="sparse_categorical_crossentropy",
+            metrics=["accuracy"],
+            max_epochs=1,
+            directory="runs",
+            project_name="tuner_example",
+        )
+        oracle.set_deadline(time.time() + 60)  # the search's time limit
+        tuner.search(x, y, validation_data=(x[:16], y[:16]))
+        ```
     """
 
     def __init__(
@@ -134,19 +157,37 @@ class MorphismTuner(keras_tuner.Tuner):
         return self.oracle if isinstance(self.oracle, NetworkMorphismOracle) else None
 
     def trial_graph(self, trial):
-        """The `Graph` a trial trains (parsed once, by the oracle, in the chief's process)."""
+        """The `Graph` a trial trains (parsed once, by the oracle, in the chief's process).
+
+        Args:
+            trial: a KerasTuner `Trial`.
+        """
         if self._local_oracle is not None:
             return self._local_oracle.trial_graph(trial)
         return trials.graph_of(trial)
 
     def checkpoint_path(self, trial_id):
         """Where the best weights of trial `trial_id` are kept (`trials.checkpoint_path`);
-        the trial's folder is made if need be."""
+        the trial's folder is made if need be.
+
+        Args:
+            trial_id: the trial's id.
+        """
         self.get_trial_dir(trial_id)  # KerasTuner makes the folder
         return trials.checkpoint_path(self.project_dir, trial_id)
 
     def build_model(self, trial):
-        """The trial's model: its parent's weights mapped onto it, else fresh ones."""
+        """The trial's model: its parent's weights mapped onto it, else fresh ones.
+
+        A parent whose weights cannot be read (missing or damaged) gives a warning,
+        and the trial trains from fresh weights.
+
+        Args:
+            trial: a KerasTuner `Trial` that carries an architecture.
+
+        Returns:
+            An uncompiled `keras.Model`.
+        """
         graph = self.trial_graph(trial)
         parent_id = trials.parent_of(trial)
         if parent_id:
@@ -166,6 +207,12 @@ class MorphismTuner(keras_tuner.Tuner):
 
     def load_model(self, trial):
         """The trained model of a trial, from its best weights (KerasTuner's API).
+
+        Args:
+            trial: a KerasTuner `Trial` that carries an architecture.
+
+        Returns:
+            A `keras.Model`, uncompiled, on preprocessed images.
 
         Raises:
             kerasnas.files.RunFileError: if its weights are missing or do not load.
@@ -199,11 +246,28 @@ class MorphismTuner(keras_tuner.Tuner):
     def run_trial(self, trial, x, y=None, validation_data=None, callbacks=None, **fit_kwargs):
         """Trains the trial's architecture and returns its metrics.
 
+        Args:
+            trial: the KerasTuner `Trial`, its plan in its values.
+            x: the training data, as given to `search`: arrays or a `tf.data.Dataset`.
+            y: the training labels, for arrays. Defaults to None.
+            validation_data: as for `keras.Model.fit`. Defaults to None.
+            callbacks: the user's Keras callbacks; the trial gets its own deep copies.
+                Defaults to None.
+            **fit_kwargs: passed on to `keras.Model.fit` (e.g. `epochs`, `batch_size`,
+                `class_weight`).
+
         Returns:
             A dict with the objective's best value, `train_seconds`,
             `epoch_seconds`, `setup_seconds`, `epochs`, the best epoch's
             `val_loss` as `tie_val_loss` (when the objective is another metric),
             and `augmented_after` when augmentation was switched on.
+
+        Raises:
+            keras_tuner.errors.FailedTrialError: for a bad candidate (too many
+                parameters, out of memory, no finite score, a model Keras cannot
+                build): the trial fails and the search goes on.
+            keras_tuner.errors.FatalError: for a mistake every trial would repeat (bad
+                data or arguments, a full disk): the search stops.
         """
         start = self.clock()
         objective = self.oracle.objective
@@ -368,6 +432,11 @@ class MorphismTuner(keras_tuner.Tuner):
         Under a deadline the oracle sizes its first architecture to the
         machine: before the first trial, `probe` times the architectures it
         names (`probe_graphs`) on the first batches of the training data.
+
+        Args:
+            *fit_args: the training data, as for `keras.Model.fit`.
+            **fit_kwargs: as for `keras.Model.fit`, e.g. `validation_data`, and
+                `callbacks`, which each trial gets its own deep copy of.
         """
         with quiet_retracing():  # a new model every trial: its retracing is expected
             oracle = self._local_oracle
@@ -386,9 +455,11 @@ class MorphismTuner(keras_tuner.Tuner):
 
         Args:
             graph: the `Graph` to time.
-            x, y: the training data, as given to `search`: arrays, or a
-                batched `tf.data.Dataset`.
-            batch_size: the batch size of array data. Defaults to the tuner's.
+            x: the training data, as given to `search`: arrays, or a batched
+                `tf.data.Dataset`.
+            y: the training labels, for arrays. Defaults to None.
+            batch_size: the batch size of array data. Defaults to None (the tuner's).
+            **_: the rest of `search`'s arguments, ignored.
 
         Returns:
             `(epoch_seconds, overhead_seconds)`: the median step (batch end to batch

@@ -43,7 +43,17 @@ class Architecture(NamedTuple):
 
 
 def describe(graph):
-    """Returns the `Architecture` (layers and skips) of a `Graph`."""
+    """What the edit distance sees of a `Graph`: its layers and skips (see the glossary).
+
+    Describing each graph once and passing the `Architecture`s to `edit_distances`
+    saves describing it again for every pair.
+
+    Args:
+        graph: a `Graph` with a head.
+
+    Returns:
+        An `Architecture`.
+    """
     rank, best_input = {INPUT: 0}, {}
     for layer in graph.layers:
         inputs = layer["inputs"]
@@ -177,5 +187,17 @@ def edit_distance(a, b):
 
     Returns:
         A non-negative float.
+
+    Example:
+        ```pycon
+        >>> import numpy as np
+        >>> from kerasnas.graph import edit_distance, generators, morphism
+        >>> parent = generators.cnn((28, 28, 1), 10)
+        >>> edit_distance(parent, parent)
+        0.0
+        >>> child = morphism.add_skip(parent, np.random.default_rng(0))
+        >>> edit_distance(parent, child)
+        1.0
+        ```
     """
     return float(edit_distances([a], [b])[0, 0])

@@ -28,11 +28,8 @@ TASKS = ("classification", "regression")
 
 # What a graph read from JSON (`from_config`, `from_json`) may hold. A graph in a file may
 # come from a stranger's run directory, so it is checked before anything is built from it:
-# beyond these it was not written by a kerasnas search. The search adds at most 3 layers a
-# morphism. Grown by up to 2,500 random morphisms in one line of descent (500 trials of 5,
-# each child of the last), under a 1e8-parameter bound, the initial graphs reached 474-2,827
-# layers, widths of 3,240-4,860 and 83-372 kB of JSON (a 1e7 bound: 139-384 layers,
-# widths to 800); real searches, bound by time, stay at tens of layers.
+# beyond these it was not written by a kerasnas search (far above what long random
+# descents reach; the figures are in docs/design-notes.md).
 MAX_LAYERS = 20_000
 MAX_SIZE = 2**20  # filters, units, channels, outputs, kernel and pool sizes
 MAX_SIDE = 2**15  # the input's height and width
@@ -48,16 +45,35 @@ class Graph:
         task: `"classification"` (softmax output) or `"regression"` (linear).
             Defaults to `"classification"`.
 
-    Example:
+    Layers are dicts `{"name", "type", "inputs", "config"}` in `layers`, in
+    topological order; each `type` names a spec in `kerasnas.graph.layers`. A
+    graph records the morphisms that made it from its initial architecture in
+    `history`, so `kerasnas.graph.transfer` can carry a parent's weights onto
+    it. It round-trips through `to_json`/`from_json` (plain JSON, no pickle).
 
-    >>> g = Graph((8, 8, 1), 3)
-    >>> x = g.add_layer("conv", g.input, filters=8, kernel_size=3)
-    >>> x = g.add_layer("relu", x)
-    >>> x = g.add_layer("gap", x)
-    >>> g.add_layer("head", x)
-    'head'
-    >>> g.num_params()
-    107
+    Args:
+        input_shape: `(height, width, channels)` of one image.
+        num_outputs: number of classes (classification) or values (regression).
+        task: `"classification"` (softmax output) or `"regression"` (linear).
+            Defaults to `"classification"`.
+
+    Raises:
+        ValueError: if `input_shape` is not three positive ints, `num_outputs` is
+            below 1 or `task` is unknown.
+
+    Example:
+        ```pycon
+        >>> g = Graph((8, 8, 1), 3)
+        >>> x = g.add_layer("conv", g.input, filters=8, kernel_size=3)
+        >>> x = g.add_layer("relu", x)
+        >>> x = g.add_layer("gap", x)
+        >>> g.add_layer("head", x)
+        'head'
+        >>> g.num_params()
+        107
+        >>> g.summary()
+        'conv3x3:8-gap-head3'
+        ```
     """
 
     def __init__(self, input_shape, num_outputs, task="classification"):
@@ -83,6 +99,7 @@ class Graph:
 
     @property
     def input(self):
+        """Name of the model input tensor, `"input"`."""
         return INPUT
 
     @property
@@ -92,7 +109,11 @@ class Graph:
         return heads[0] if heads else None
 
     def new_name(self, layer_type):
-        """Returns a fresh layer name such as `conv_7`; names are never reused."""
+        """Returns a fresh layer name such as `conv_7`; names are never reused.
+
+        Args:
+            layer_type: the type the name starts with.
+        """
         name = f"{layer_type}_{self.next_id}"
         self.next_id += 1
         return name
@@ -101,7 +122,7 @@ class Graph:
         """Appends a layer and returns the name of its output tensor.
 
         Args:
-            layer_type: one of `kerasnas.graph.layers.LAYER_TYPES`.
+            layer_type: a type of `kerasnas.graph.layers.SPECS`, e.g. `"conv"`.
             inputs: a tensor name, or a list of them for `add` and `concat`.
             name: the layer name. Defaults to a fresh one (the type, `head`, for the head).
             **config: the layer's settings, e.g. `filters=32, kernel_size=3`.
@@ -118,6 +139,11 @@ class Graph:
 
     def insert_layer(self, index, layer):
         """Inserts a layer dict at position `index` and checks the graph.
+
+        Args:
+            index: the position in `layers`; the layer may read only tensors made
+                before it.
+            layer: a dict `{"name", "type", "inputs", "config"}`.
 
         Raises:
             ValueError: if the layer does not fit there; the graph is left as it was.
@@ -152,13 +178,14 @@ class Graph:
         editing `layers` or a layer's `config` directly.
 
         Example:
-
-        >>> g = Graph((8, 8, 1), 3)
-        >>> x = g.add_layer("dense", g.add_layer("flatten", g.input), units=4)
-        >>> g.layer(x)["config"]["units"] = 5
-        >>> g.invalidate()
-        >>> g.shape(x)
-        (5,)
+            ```pycon
+            >>> g = Graph((8, 8, 1), 3)
+            >>> x = g.add_layer("dense", g.add_layer("flatten", g.input), units=4)
+            >>> g.layer(x)["config"]["units"] = 5
+            >>> g.invalidate()
+            >>> g.shape(x)
+            (5,)
+            ```
         """
         self._shapes = None
         self._size = None  # (num_params, flops, activations)
@@ -166,7 +193,14 @@ class Graph:
         self._consumers = None
 
     def index(self, name):
-        """Position of layer `name` in the topological order (-1 for the input)."""
+        """Position of layer `name` in the topological order (-1 for the input).
+
+        Args:
+            name: a layer name, or `"input"`.
+
+        Raises:
+            KeyError: if the graph has no layer `name`.
+        """
         if name == INPUT:
             return -1
         if self._index is None:
@@ -176,11 +210,25 @@ class Graph:
         return self._index[name]
 
     def layer(self, name):
-        """The layer dict named `name`."""
+        """The layer dict named `name` (None for the input).
+
+        Args:
+            name: a layer name, or `"input"`.
+
+        Raises:
+            KeyError: if the graph has no layer `name`.
+        """
         return self.layers[self.index(name)] if name != INPUT else None
 
     def consumers(self, tensor):
-        """Layers (dicts) that take `tensor` as an input."""
+        """Layers (dicts) that take `tensor` as an input.
+
+        Args:
+            tensor: a layer name, or `"input"`.
+
+        Returns:
+            A list of layer dicts, in topological order.
+        """
         if self._consumers is None:
             self._consumers = {}
             for layer in self.layers:
@@ -189,7 +237,13 @@ class Graph:
         return self._consumers.get(tensor, [])
 
     def rewire(self, tensor, new_tensor, skip=()):
-        """Makes every consumer of `tensor` (except those named in `skip`) read `new_tensor`."""
+        """Makes every consumer of `tensor` (except those named in `skip`) read `new_tensor`.
+
+        Args:
+            tensor: the tensor to stop reading.
+            new_tensor: the tensor to read instead.
+            skip: names of layers that keep reading `tensor`. Defaults to none.
+        """
         for layer in self.layers:
             if layer["name"] not in skip:
                 layer["inputs"] = [new_tensor if t == tensor else t for t in layer["inputs"]]
@@ -244,6 +298,15 @@ class Graph:
         return spec.infer_shape(layer, in_shapes, self)
 
     def shape(self, tensor):
+        """The shape of a tensor, without the batch dimension.
+
+        Args:
+            tensor: a layer name, or `"input"`.
+
+        Raises:
+            KeyError: if no layer makes `tensor`.
+            ValueError: if the graph is not valid (see `shapes`).
+        """
         return self.shapes()[tensor]
 
     # ------------------------------------------------------------------ size
@@ -322,6 +385,7 @@ class Graph:
     # ------------------------------------------------------------------ JSON
 
     def get_config(self):
+        """The graph as a dict of plain JSON values, for `from_config` (Keras' convention)."""
         return {
             "format": FORMAT,
             "input_shape": list(self.input_shape),
@@ -347,6 +411,9 @@ class Graph:
             config: a dict from `get_config`.
             max_params: most parameters the graph may have. Defaults to `MAX_PARAMS`.
 
+        Returns:
+            The `Graph`.
+
         Raises:
             ValueError: naming what is wrong, if `config` is not such a graph.
         """
@@ -370,7 +437,13 @@ class Graph:
 
     @classmethod
     def from_json(cls, text):
-        """Reads a graph written by `to_json`.
+        """Reads a graph written by `to_json`, checked as `from_config` checks it.
+
+        Args:
+            text: the JSON text.
+
+        Returns:
+            The `Graph`.
 
         Raises:
             ValueError: if `text` is not a kerasnas graph.

@@ -5,7 +5,8 @@ A layer of a `Graph` is a dict `{"name", "type", "inputs", "config"}`. Its
 instead of branching on the type: `Graph` for shapes, size and summaries,
 `keras_model` for the Keras layer, `morphism` for which layers can be widened
 or deepened, `transfer` for carrying weights through a morphism, and
-`distance` for matching layers. A new layer type is one more spec here.
+`distance` for matching layers. A new layer type is one more spec: a subclass of
+`LayerSpec`, its instance added to `SPECS` under its `type` (see `LayerSpec`).
 
 Layer types and their `config` keys:
 
@@ -70,6 +71,40 @@ class LayerSpec:
             Defaults to `type`.
         in_summary: whether `Graph.summary` lists the layer.
         is_output: the graph's output layer, always named after its type.
+
+    The methods' arguments: `layer` is the layer's dict, `config` its `config`,
+    `graph` the `Graph` it belongs to, `in_shapes` the shapes of its inputs and
+    `out_shape` that of its output (without the batch dimension).
+
+    Example:
+        A sigmoid layer: its output is never negative, so `morphism.deeper` may
+        insert an identity block after it.
+
+        ```python
+        import math
+
+        from kerasnas.graph import Graph, layers
+
+
+        class Sigmoid(layers.LayerSpec):
+            type = "sigmoid"
+
+            def nonnegative(self, inputs):
+                return True
+
+            def flops(self, config, in_shapes, out_shape):
+                return 4 * math.prod(out_shape)
+
+            def build(self, keras, layer, graph):
+                return keras.layers.Activation("sigmoid", name=layer["name"])
+
+
+        layers.SPECS["sigmoid"] = Sigmoid()
+        g = Graph((8, 8, 1), 3)
+        x = g.add_layer("sigmoid", g.add_layer("conv", g.input, filters=4, kernel_size=3))
+        g.add_layer("head", g.add_layer("gap", x))
+        model = g.to_keras()
+        ```
     """
 
     type = ""
@@ -96,6 +131,14 @@ class LayerSpec:
 
     def infer_shape(self, layer, in_shapes, graph):
         """Checks `layer` against this spec and returns its output shape.
+
+        Args:
+            layer: the layer's dict.
+            in_shapes: the shapes of its input tensors.
+            graph: the `Graph`.
+
+        Returns:
+            The output shape, a tuple without the batch dimension.
 
         Raises:
             ValueError: if the config lacks a key, or the inputs are too few,
@@ -128,6 +171,10 @@ class LayerSpec:
         Every config key is a size (filters, units, a kernel or pool size) unless a
         subclass says otherwise: an int from 1 to `max_size`.
 
+        Args:
+            layer: the layer's dict.
+            max_size: the largest size allowed (`kerasnas.graph.graph.MAX_SIZE`).
+
         Raises:
             ValueError: naming the layer and the key, if a value is not such an int.
         """
@@ -140,35 +187,75 @@ class LayerSpec:
                 )
 
     def output_shape(self, layer, in_shapes, graph):
-        """The output shape (no batch dimension) for inputs already checked."""
+        """The output shape (no batch dimension) for inputs already checked.
+
+        Args:
+            layer: the layer's dict.
+            in_shapes: the shapes of its inputs.
+            graph: the `Graph`.
+        """
         return in_shapes[0]
 
     def nonnegative(self, inputs):
-        """Whether the output is always >= 0, given that flag for each input."""
+        """Whether the output is always >= 0, given that flag for each input.
+
+        Args:
+            inputs: a bool per input tensor: whether it is always >= 0.
+        """
         return self.keeps_sign and all(inputs)
 
     def num_params(self, config, in_shapes, out_shape):
-        """Number of weights, as Keras' `count_params()` counts them."""
+        """Number of weights, as Keras' `count_params()` counts them.
+
+        Args:
+            config: the layer's config.
+            in_shapes: the shapes of its inputs.
+            out_shape: the shape of its output.
+        """
         return 0
 
     def flops(self, config, in_shapes, out_shape):
-        """Floating-point operations for one image (a multiply-add counts 2)."""
+        """Floating-point operations for one image (a multiply-add counts 2).
+
+        Args:
+            config: the layer's config.
+            in_shapes: the shapes of its inputs.
+            out_shape: the shape of its output.
+        """
         return 0
 
     def summary(self, config, graph):
-        """The layer's part of `Graph.summary`, or None to leave it out."""
+        """The layer's part of `Graph.summary`, or None to leave it out.
+
+        Args:
+            config: the layer's config.
+            graph: the `Graph`.
+        """
         return self.type if self.in_summary else None
 
     def build(self, keras, layer, graph):
-        """Returns the Keras layer; `keras` is the module, passed in by `keras_model`."""
+        """Returns the Keras layer, named `layer["name"]`.
+
+        Args:
+            keras: the `keras` module, passed in by `kerasnas.graph.keras_model` (so
+                that specs never import Keras themselves).
+            layer: the layer's dict.
+            graph: the `Graph`.
+        """
         raise NotImplementedError(self.type)
 
     def initial_weights(self, config, in_shape, out_shape, identity):
         """Weights for a layer a morphism inserts.
 
         Args:
+            config: the new layer's config.
+            in_shape: the shape of its (first) input.
+            out_shape: the shape of its output.
             identity: True for the identity (`deeper`); False for zero output
                 (the 1x1 convolution of `add_skip`).
+
+        Returns:
+            The weight arrays, in the order of `weights`.
         """
         raise NotImplementedError(f"Morphisms do not insert {self.type} layers.")
 
@@ -180,11 +267,23 @@ class LayerSpec:
             in_map: channel map of the input, or None if unchanged.
             units: for a widened layer, the parent unit each output unit copies;
                 else None.
+
+        Returns:
+            The child layer's weight arrays, in the same order.
         """
         return weights
 
     def channel_map(self, layer, in_maps, in_shapes):
-        """The channel map of the output, given those of the inputs (see the glossary)."""
+        """The channel map of the output, given those of the inputs (see the glossary).
+
+        Args:
+            layer: the layer's dict.
+            in_maps: the channel map of each input, or None where unchanged.
+            in_shapes: the shapes of its inputs.
+
+        Returns:
+            `(map, parent_channels)`, or None if the output's channels are unchanged.
+        """
         return None if self.channels == "mix" else in_maps[0]
 
 
@@ -584,5 +683,7 @@ SPECS = {
         Head(),
     )
 }
+"""`{type: LayerSpec}` of every layer type a `Graph` may hold; a new type is registered
+here, `SPECS[spec.type] = spec` (`LAYER_TYPES` and `OUTPUT_TYPES` list the built-in ones)."""
 LAYER_TYPES = tuple(SPECS)
 OUTPUT_TYPES = frozenset(t for t, spec in SPECS.items() if spec.is_output)

@@ -66,6 +66,13 @@ def _extendable(graph, tensor):
 def wider_group(graph, layer_name):
     """Conv/dense layers that must widen together with `layer_name`.
 
+    Layers whose outputs meet in an `add` carry the same channels, so widening one
+    widens them all alike.
+
+    Args:
+        graph: the `Graph`.
+        layer_name: the conv or dense layer to widen.
+
     Returns:
         A sorted list of layer names, or None if the layer cannot be widened
         (it is the head, or its output meets an add whose other branch
@@ -267,8 +274,26 @@ def concat_skip(graph, rng):
 def random_morphism(graph, rng, ops=OPS):
     """Applies one operation, drawn uniformly from those of `ops` that apply anywhere.
 
+    Args:
+        graph: the parent `Graph` (unchanged).
+        rng: a `numpy.random.Generator`.
+        ops: the operations to draw from, names of `OPS`. Defaults to all four.
+
     Returns:
         The child `Graph`.
+
+    Raises:
+        MorphismError: if none of `ops` applies to `graph`.
+
+    Example:
+        ```pycon
+        >>> import numpy as np
+        >>> from kerasnas.graph import generators, morphism
+        >>> parent = generators.cnn((28, 28, 1), 10)
+        >>> child = morphism.random_morphism(parent, np.random.default_rng(0))
+        >>> len(child.history) - len(parent.history)
+        1
+        ```
     """
     for i in rng.permutation(len(ops)):
         try:
@@ -282,7 +307,22 @@ def random_morphism(graph, rng, ops=OPS):
 
 
 def apply(graph, record):
-    """Returns a copy of `graph` with the operation `record` applied and logged."""
+    """Returns a copy of `graph` with the operation `record` applied and logged.
+
+    This is how a child is rebuilt from its parent: `transfer` replays the records
+    of a child's `history` one at a time.
+
+    Args:
+        graph: the parent `Graph` (unchanged).
+        record: a morphism record, as `deeper`, `wider`, `add_skip` and
+            `concat_skip` append to `Graph.history` (a dict with `op`).
+
+    Returns:
+        The child `Graph`, `record` appended to its `history`.
+
+    Raises:
+        MorphismError: if `record` does not apply to `graph`.
+    """
     child = graph.copy()
     op = record["op"]
     if op == "deeper":

@@ -71,10 +71,17 @@ def transfer(parent_graph, parent_model, child_graph):
         MorphismError: if the child does not descend from the parent.
 
     Example:
+        ```python
+        import numpy as np
+        from kerasnas.graph import generators, morphism, transfer
 
-    >>> from kerasnas.graph import morphism, transfer
-    >>> child = morphism.wider(parent, np.random.default_rng(0))
-    >>> child_model = transfer(parent, parent_model, child)
+        parent = generators.cnn((28, 28, 1), num_outputs=10)
+        parent_model = parent.to_keras()  # then trained
+        child = morphism.wider(parent, np.random.default_rng(0))
+        child_model = transfer(parent, parent_model, child)
+        x = np.random.default_rng(1).random((2, 28, 28, 1), dtype="float32")
+        np.testing.assert_allclose(child_model(x), parent_model(x), atol=1e-5)
+        ```
     """
     from kerasnas.graph import keras_model
 

@@ -1,9 +1,8 @@
 """The search's one epoch-cost model: seconds per epoch from FLOPs and activation size.
 
-numpy and scipy only. FLOPs alone mispredict: a DenseNet-like graph, with
-many thin layers and concatenations, trains about twice as slowly as its
-FLOPs say, because an epoch also writes and reads back every activation.
-So the model is
+numpy and scipy only. FLOPs alone mispredict graphs of many thin layers and
+concatenations (DenseNet-like ones), because an epoch also writes and reads
+back every activation (measured: docs/design-notes.md). So the model is
 
     seconds = a * FLOPs + b * activations + c
 
@@ -28,9 +27,10 @@ class EpochCost:
     """Seconds per epoch of an architecture, learned from measured ones.
 
     Example:
-
-    >>> cost = EpochCost().fit([(graph_a, 4.1), (graph_b, 9.3)])
-    >>> cost.predict(graph_c)
+        ```pycon
+        >>> cost = EpochCost().fit([(graph_a, 4.1), (graph_b, 9.3)])
+        >>> cost.predict(graph_c)
+        ```
     """
 
     def __init__(self):

@@ -61,9 +61,10 @@ class GaussianProcess:
         noises: noise variances to choose from. Defaults to `NOISES`.
 
     Example:
-
-    >>> gp = GaussianProcess().fit([D_edit, D_size], y)   # each (n, n); y: (n,)
-    >>> mu, sd = gp.predict([D_edit_star, D_size_star])   # each (m, n)
+        ```pycon
+        >>> gp = GaussianProcess().fit([D_edit, D_size], y)   # each (n, n); y: (n,)
+        >>> mu, sd = gp.predict([D_edit_star, D_size_star])   # each (m, n)
+        ```
     """
 
     def __init__(self, lengthscales=LENGTHSCALES, noises=NOISES):

@@ -6,7 +6,7 @@ the search augments, how long each trial trains and at which rate, when the sear
 turns to refining its best architecture, and when it stops. The rules read measured
 seconds only (never a constant tuned to one machine) and import neither TensorFlow nor
 KerasTuner, so they are tested on plain numbers. The evidence behind each constant is
-in `benchmarks/README.md`.
+in docs/design-notes.md (from the runs of `benchmarks/README.md`).
 
 Glossary (all in seconds unless said otherwise):
     time_limit: what the user gave `fit` (T).
@@ -154,6 +154,10 @@ def _auto(name, value, task, default, numbers):
 class BudgetSchedule:
     """The search's budget rules, with the knobs users may set through `searcher_args`.
 
+    `NetworkMorphismOracle` holds one as `oracle.schedule` and asks it every
+    question that turns seconds into a decision; it reads measured seconds only,
+    never the clock, so each rule is a plain function of numbers.
+
     Args:
         refine_share: fraction of the budget kept for refining the best architecture
             at the end of the search; 0 turns it off. Defaults to 0.25.
@@ -168,6 +172,17 @@ class BudgetSchedule:
             Defaults to `OVERFIT_RATIO`.
         augment_epochs: see `check_augment_epochs` (already resolved). Defaults to
             `AUGMENT_EPOCHS`.
+
+    Raises:
+        ValueError: if an argument is out of range (the message names it).
+
+    Example:
+        ```pycon
+        >>> schedule = BudgetSchedule(child_share=0.1)
+        >>> plan = schedule.plan(remaining=600.0, budget=600.0, epoch=10.0, child=True)
+        >>> plan.seconds, plan.patience
+        (60.0, 1)
+        ```
     """
 
     def __init__(
@@ -194,6 +209,7 @@ class BudgetSchedule:
         )
 
     def get_config(self):
+        """The knobs as a dict, for `from_config`."""
         return {
             "refine_share": self.refine_share,
             "trial_share": self.trial_share,
@@ -206,6 +222,11 @@ class BudgetSchedule:
 
     @classmethod
     def from_config(cls, config):
+        """A `BudgetSchedule` of a `get_config` dict.
+
+        Args:
+            config: a dict from `get_config`.
+        """
         return cls(**config)
 
     # ------------------------------------------------------------------ the first trial
@@ -232,8 +253,13 @@ class BudgetSchedule:
 
     def augments(self, room, first_epoch):
         """Whether every trial trains on augmented images: when `augment_epochs` epochs of
-        the first architecture (`first_epoch` seconds each) fit in `room`. Never without
-        a deadline (`room` None) or a timing (`first_epoch` None)."""
+        the first architecture fit in `room`.
+
+        Args:
+            room: seconds training can use, or None without a deadline (never then).
+            first_epoch: seconds of one epoch of the first architecture, or None
+                before a timing (never then).
+        """
         if self.augment_epochs is None or room is None or first_epoch is None:
             return False
         return bool(room >= self.augment_epochs * first_epoch)
@@ -241,14 +267,24 @@ class BudgetSchedule:
     @staticmethod
     def starts_initial(index, epochs_left):
         """Whether the `index`-th initial architecture starts: the first always, another
-        only while `INITIAL_EPOCHS` of its epochs fit (a cold start needs a full trial)."""
+        only while `INITIAL_EPOCHS` of its epochs fit (a cold start needs a full trial).
+
+        Args:
+            index: its position among the initial architectures, from 0.
+            epochs_left: how many of its epochs fit in the time left.
+        """
         return index == 0 or epochs_left >= INITIAL_EPOCHS
 
     # ------------------------------------------------------------------ the search's course
 
     @staticmethod
     def stops(remaining, overhead):
-        """Whether no trial should start: what is left would go to building it."""
+        """Whether no trial should start: what is left would go to building it.
+
+        Args:
+            remaining: seconds to the deadline, or None without one (never then).
+            overhead: seconds a trial spends besides its epochs.
+        """
         return remaining is not None and remaining <= overhead
 
     def refines(self, *, remaining, budget, epochs_left, augment):
@@ -262,6 +298,9 @@ class BudgetSchedule:
             budget: the search's budget, or None.
             epochs_left: epochs of the best architecture that fit in `remaining`.
             augment: whether the search augments.
+
+        Returns:
+            A bool.
         """
         if remaining is None or not budget or self.refine_share <= 0:
             return False
@@ -273,7 +312,15 @@ class BudgetSchedule:
 
     def cost_weight(self, typical_epoch, remaining):
         """The exponent `w` on a candidate's relative epoch cost in the acquisition: full
-        once fewer than `cost_horizon` typical epochs fit in the time left, less before."""
+        once fewer than `cost_horizon` typical epochs fit in the time left, less before.
+
+        Args:
+            typical_epoch: seconds of a typical epoch (the median measured).
+            remaining: seconds to the deadline.
+
+        Returns:
+            A float from 0 to 1.
+        """
         return min(1.0, self.cost_horizon * typical_epoch / max(remaining, 1e-9))
 
     # ------------------------------------------------------------------ plans
@@ -344,7 +391,18 @@ class BudgetSchedule:
     def child_seconds(self, remaining, epoch, overhead, budget=None):
         """A morphism child's run: `child_share` of the budget, at least `CHILD_EPOCHS` of
         its epochs and `CHILD_OVERHEADS` times the overhead, plus the overhead; never
-        more than `remaining`. `epoch` may be an array (one per candidate)."""
+        more than `remaining`.
+
+        Args:
+            remaining: seconds to the deadline.
+            epoch: seconds of one of its epochs, an array of them (one per
+                candidate), or None before any timing.
+            overhead: a child's overhead in seconds.
+            budget: the search's budget, or None (then `remaining`). Defaults to None.
+
+        Returns:
+            Seconds: a float, or an array shaped like `epoch`.
+        """
         share = max(self.child_share * (budget or remaining), CHILD_OVERHEADS * overhead)
         if epoch is not None:
             share = np.maximum(share, CHILD_EPOCHS * epoch)

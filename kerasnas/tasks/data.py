@@ -7,9 +7,9 @@ user passed and calls it, `feeds.py` takes the `ImageData` on towards Keras.
 In memory or streamed, the rule: a Dataset or a folder is read into memory
 (numpy) while its decoded images take at most `in_memory_bytes()` (256 MB by
 default; the environment variable `KERASNAS_IN_MEMORY_MB` changes it). In
-memory, training holds the images again as float32 and Keras copies those,
-about 12 bytes per decoded byte in all (benchmarks/pipeline.py), so 256 MB of
-uint8 images take about 3 GB. Reading stops as soon as the threshold is passed (so it never
+memory, training holds the images again as float32 and Keras copies those, so
+memory is a multiple of the decoded size (measured: docs/design-notes.md).
+Reading stops as soon as the threshold is passed (so it never
 holds more than the threshold); such data is then streamed from its source in
 every epoch, and memory stays bounded by a few batches (a parallel decode and
 a prefetch of 2) and, for folders, a shuffle of the file names.

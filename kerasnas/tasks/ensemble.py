@@ -155,7 +155,7 @@ def gather(candidates, load, predict, deadline, flops, first_seconds=0.0, clock=
         deadline: the `clock` time by which all of it must end.
         flops: `trial -> FLOPs` of its architecture, to scale the expected time.
         first_seconds: expected seconds of the first candidate. Defaults to 0.0.
-        clock: the time function. Defaults to `time.time`.
+        clock: the time function. Defaults to None (`time.time`).
 
     Returns:
         A list of `(trial, model, outputs)`, best first.

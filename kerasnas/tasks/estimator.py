@@ -59,9 +59,10 @@ class ImageTask:
             directory: a later `fit` resumes it, whatever `overwrite` says.
 
     Example:
-
-    >>> clf = kerasnas.ImageClassifier(directory="runs/digits", seed=1)
-    >>> clf.fit(x_train, y_train, time_limit=60).evaluate(x_test, y_test)
+        ```python
+        clf = kerasnas.ImageClassifier(directory="runs/digits", seed=1)
+        accuracy = clf.fit(x_train, y_train, time_limit=60).evaluate(x_test, y_test)
+        ```
     """
 
     task = None
@@ -109,11 +110,25 @@ class ImageTask:
         return [p for p in signature.parameters if p != "self"]
 
     def get_params(self, deep=True):
-        """The constructor's arguments, as a dict (scikit-learn's contract)."""
+        """The constructor's arguments, as a dict (scikit-learn's contract).
+
+        Args:
+            deep: accepted for scikit-learn; the arguments hold no estimators.
+                Defaults to True.
+
+        Returns:
+            `{name: value}` of every constructor argument.
+        """
         return {name: getattr(self, name) for name in self._param_names()}
 
     def set_params(self, **params):
-        """Changes constructor arguments; returns self.
+        """Changes constructor arguments (scikit-learn's contract).
+
+        Args:
+            **params: new values, by argument name, e.g. `seed=2`.
+
+        Returns:
+            self.
 
         Raises:
             ValueError: for a name that is not an argument of the constructor.
@@ -140,6 +155,7 @@ class ImageTask:
 
     @property
     def objective_name(self):
+        """The metric the search optimises: `objective`, or the task's default."""
         return self.objective or self.default_objective
 
     def _root(self):
@@ -186,7 +202,8 @@ class ImageTask:
                 folder with one subfolder of images per class (see
                 `kerasnas.tasks.data` for the size and colour policy). With
                 a Dataset or a folder, leave `y` None.
-            y: labels (see the class docstring).
+            y: labels or targets (see the class docstring); None for a
+                Dataset or a folder. Defaults to None.
             time_limit: seconds the whole call may take, choosing and restoring
                 the best model (and the ensemble) included. Defaults to 24 hours.
             validation_split: fraction of the training images held out to score
@@ -393,6 +410,13 @@ class ImageTask:
             trial_id: the trial whose model to export (its best epoch's weights).
                 Defaults to None (the chosen model: the ensemble if `fit` chose
                 one, after `final_fit` if called).
+
+        Returns:
+            An uncompiled `keras.Model`.
+
+        Raises:
+            NotFittedError: if the estimator is not fitted yet.
+            ValueError: if `trial_id` is not a trial of the search.
         """
         self._check_fitted()
         model = self.model_ if trial_id is None else self._trial_model(trial_id)
@@ -403,6 +427,16 @@ class ImageTask:
 
         Unlike `tuner_.get_best_models()`, whose models take preprocessed
         images, these take raw images as given to `fit`.
+
+        Args:
+            num_models: how many models. Defaults to 1.
+
+        Returns:
+            A list of at most `num_models` `keras.Model`s (as `export_model`
+            gives them), best first.
+
+        Raises:
+            NotFittedError: if the estimator is not fitted yet.
         """
         self._check_fitted()
         num_models = check_int("num_models", num_models, minimum=1)
@@ -432,14 +466,26 @@ class ImageTask:
 
         Returns:
             `path`.
+
+        Raises:
+            NotFittedError: if the estimator is not fitted yet.
         """
         self._check_fitted()
         return export.saved_model(self, path)
 
     @property
     def history(self):
-        """One row per trial: ids, morphisms (or `refine`: the parent trained on), size,
-        epochs, seconds, `augmented_after` (see `fit`'s refinement), score and status."""
+        """The search, one row per trial, as a pandas DataFrame.
+
+        Its columns: `trial_id`, `parent_trial_id`, `morphisms` (the operations
+        from the parent), `refine` (the trial trains its parent on), `architecture`
+        (a one-line summary), `params`, `flops`, `epochs`, `train_seconds`,
+        `augmented_after` (the epochs trained before augmentation began, empty if
+        it never did), the objective (e.g. `val_accuracy`) and `status`.
+
+        Raises:
+            NotFittedError: if the estimator is not fitted yet.
+        """
         self._check_fitted()
         return export.history_frame(self.trials_, self.objective_name)
 

@@ -12,57 +12,78 @@ from kerasnas.tasks.run_dir import METADATA
 
 __all__ = ["ImageClassifier", "ImageRegressor", "NotFittedError", "load", "METADATA"]
 
-_ARGS = """
-    Args:
-        directory: folder for runs. Defaults to None (a new temporary folder).
-        project_name: subfolder of this search. Defaults to `"{project}"`.
-        overwrite: start afresh instead of resuming. Defaults to False.
-        max_trials: most architectures to train. Defaults to None (no limit).
-        objective: the metric to {sense}. Defaults to `"{objective}"`.
-        seed: random seed. Defaults to None.
-        verbose: 0 silent; 1 a line per trial (best score so far, time left),
-            plus Keras' progress bars when the output is a terminal or a
-            notebook; 2 also a line per epoch, never a bar. True means 1.
-            Defaults to 1.
-        augment: random shifts and zooms in every trial's training and in
-            `final_fit`. Defaults to False (a classifier's search still trains
-            every trial on them when its budget holds eight epochs of the first
-            architecture, `searcher_args={{"augment_epochs": None}}` stops
-            that; otherwise its refinement and `final_fit` turn to them once
-            validation shows them overfitting, `{{"overfit_ratio": None}}`).
-        resize_shape: `(height, width)` to resize images to. Defaults to None
-            (numpy and Dataset images as they are; a folder's most common size).
-        max_model_size: most parameters an architecture may have. Defaults to None.
-        distribution_strategy: a `tf.distribute.Strategy` for each trial. Defaults to None.
-        searcher_args: keyword arguments for `NetworkMorphismOracle`. Defaults to None.
-        ensemble_size: at most this many of the best distinct architectures
-            averaged when that beats the best one on the validation data (the
-            result is still one plain Keras model); 1 switches the ensemble
-            off. Defaults to 3.
-        path: AutoKeras 0.4's name for `directory`. Defaults to None.
-"""
-
 
 @register
 class ImageClassifier(ImageTask):
-    __doc__ = (
-        """Finds a CNN that classifies images, by network morphism search.
+    """Finds a CNN that classifies images, by network morphism search.
 
     Images: numpy arrays, a `tf.data.Dataset` or a folder with one subfolder
     per class. Labels may be ints, strings or one-hot rows (a folder's and a
     Dataset's `class_names` become string labels); `predict` answers in the
     same encoding. The search, its trials and the best weights live in
     `directory/project_name`; rerunning `fit` there resumes the search.
-"""
-        + _ARGS.format(project="image_classifier", sense="maximise", objective="val_accuracy")
-        + """
-    Example:
+    Every argument is keyword-only, and `__init__` only stores it
+    (scikit-learn's contract): `fit` checks them.
 
-    >>> clf = kerasnas.ImageClassifier(directory="runs/mnist", seed=1)
-    >>> clf.fit(x_train, y_train, time_limit=600)
-    >>> clf.evaluate(x_test, y_test)
+    Args:
+        directory: the folder for runs. Defaults to None (a new temporary folder).
+        project_name: the subfolder of `directory` for this search. Defaults to
+            `"image_classifier"`.
+        overwrite: start afresh instead of resuming the search in
+            `directory/project_name`. Defaults to False.
+        max_trials: the most architectures to train. Defaults to None (no limit
+            but the time).
+        objective: the metric to maximise, as Keras logs it. Defaults to None
+            (`"val_accuracy"`).
+        seed: the random seed; the same seed on the same data proposes the same
+            architectures. Defaults to None.
+        verbose: 0 silent; 1 a line per trial (best score so far, time left),
+            plus Keras' progress bars when the output is a terminal or a
+            notebook; 2 also a line per epoch, never a bar. True means 1.
+            Defaults to 1.
+        augment: train every trial and `final_fit` on randomly shifted and zoomed
+            images. Defaults to False: a classifier's search still augments every
+            trial when its budget holds eight epochs of the first architecture
+            (`searcher_args={"augment_epochs": None}` stops that), and otherwise
+            its refinement and `final_fit` turn to augmented images once validation
+            shows them overfitting (`searcher_args={"overfit_ratio": None}` stops
+            that).
+        resize_shape: `(height, width)` to resize images to. Defaults to None
+            (numpy and Dataset images as they are; a folder's most common size).
+        max_model_size: the most parameters an architecture may have. Defaults to
+            None (no limit).
+        distribution_strategy: a `tf.distribute.Strategy` each trial trains under.
+            Defaults to None.
+        searcher_args: keyword arguments for the search,
+            `kerasnas.oracle.network_morphism.NetworkMorphismOracle` (see the
+            `searcher_args` page of the manual). Defaults to None.
+        ensemble_size: at most this many of the best distinct architectures are
+            averaged, when that beats the best one on the validation data (the
+            result is still one plain Keras model); 1 switches the ensemble off.
+            Defaults to 3.
+        path: AutoKeras 0.4's name for `directory`. Defaults to None.
+
+    Attributes:
+        model_: the chosen `keras.Model`, on preprocessed images (the ensemble's
+            average when one was chosen; after `final_fit`, its longer-trained copy).
+            `export_model()` gives it with the preprocessing, from raw images.
+        best_trial_id_: the id of the best trial.
+        ensemble_: the ids of the averaged trials, best first, or `[]`.
+        trials_: `{trial_id: keras_tuner Trial}` of the search.
+        tuner_: the `kerasnas.tuner.MorphismTuner` (None after `load`).
+        input_shape_: the shape of one image given to `fit`.
+        input_dtype_: the dtype of the images given to `fit`.
+        directory_: the folder of runs (a temporary one when `directory` was None).
+        final_test_score_: the score on `final_fit`'s `x_test`, or None.
+
+    Example:
+        ```python
+        clf = kerasnas.ImageClassifier(directory="runs/mnist", seed=1)
+        clf.fit(x_train, y_train, time_limit=600)
+        accuracy = clf.evaluate(x_test, y_test)
+        labels = clf.predict(x_test[:5])
+        ```
     """
-    )
 
     task = "classification"
     default_objective = "val_accuracy"
@@ -92,23 +113,50 @@ class ImageClassifier(ImageTask):
         return ["accuracy"]
 
     def predict_proba(self, x, batch_size=None):
-        """Class probabilities, shape (N, classes), columns in the order of `classes_`.
+        """Class probabilities for the images `x`.
 
         Args:
             x: images as for `fit` (numpy, a Dataset, whose labels are ignored,
                 or a folder, with or without class subfolders).
             batch_size: images per batch. Defaults to None (256).
+
+        Returns:
+            A float array of shape (N, classes), its columns in the order of
+            `classes_`, each row summing to 1.
+
+        Raises:
+            NotFittedError: if the classifier is not fitted yet.
+            ValueError: if the images do not look like those `fit` saw (their
+                shape or channels differ).
         """
         return self._outputs(x, batch_size)
 
     def predict(self, x, batch_size=None):
-        """Labels of `x`, in the encoding given to `fit` (one-hot in, class index out;
-        a folder's or a Dataset's class names)."""
+        """The most probable label of each image of `x`.
+
+        Args:
+            x: images as for `predict_proba`.
+            batch_size: images per batch. Defaults to None (256).
+
+        Returns:
+            An array of N labels in the encoding given to `fit`: the labels
+            themselves for ints and strings, a class index for one-hot rows, the
+            class names for a folder or a Dataset with `class_names`.
+
+        Raises:
+            NotFittedError: if the classifier is not fitted yet.
+            ValueError: if the images do not look like those `fit` saw.
+        """
         probabilities = self.predict_proba(x, batch_size)
         return self.encoder_.decode(probabilities.argmax(axis=1))
 
     @property
     def classes_(self):
+        """The labels `fit` learned, in the order of `predict_proba`'s columns.
+
+        Raises:
+            NotFittedError: if the classifier is not fitted yet.
+        """
         self._check_fitted()
         return self.encoder_.classes_
 
@@ -117,7 +165,7 @@ class ImageClassifier(ImageTask):
 
         Args:
             x: images (numpy, a Dataset of (image, label) or a folder).
-            y: labels (None for a Dataset or a folder).
+            y: labels (None for a Dataset or a folder). Defaults to None.
             batch_size: images per batch. Defaults to None (256).
             return_dict: return Keras' `{"loss": ..., "accuracy": ...}`
                 (the loss: mean cross-entropy) instead of the accuracy alone.
@@ -125,6 +173,11 @@ class ImageClassifier(ImageTask):
 
         Returns:
             The accuracy as a float (as AutoKeras 0.4's `evaluate`), or a dict.
+
+        Raises:
+            NotFittedError: if the classifier is not fitted yet.
+            ValueError: if the images or labels do not match those `fit` saw (a
+                label it never saw included).
         """
         probabilities, expected = self._labelled_outputs(x, y, batch_size)
         accuracy = float(np.mean(probabilities.argmax(axis=1) == expected))
@@ -137,11 +190,71 @@ class ImageClassifier(ImageTask):
 
 @register
 class ImageRegressor(ImageTask):
-    __doc__ = """Finds a CNN that predicts numbers from images, by network morphism search.
+    """Finds a CNN that predicts numbers from images, by network morphism search.
 
     Images as for `ImageClassifier` (a folder's or a Dataset's labels are then
-    the targets). Targets: floats of shape (N,) or (N, k).
-""" + _ARGS.format(project="image_regressor", sense="minimise", objective="val_loss")
+    the targets). Targets: floats of shape (N,) or (N, k). The search, its
+    trials and the best weights live in `directory/project_name`; rerunning
+    `fit` there resumes the search.
+
+    Args:
+        directory: the folder for runs. Defaults to None (a new temporary folder).
+        project_name: the subfolder of `directory` for this search. Defaults to
+            `"image_regressor"`.
+        overwrite: start afresh instead of resuming the search in
+            `directory/project_name`. Defaults to False.
+        max_trials: the most architectures to train. Defaults to None (no limit
+            but the time).
+        objective: the metric to minimise, as Keras logs it. Defaults to None
+            (`"val_loss"`).
+        seed: the random seed; the same seed on the same data proposes the same
+            architectures. Defaults to None.
+        verbose: 0 silent; 1 a line per trial (best score so far, time left),
+            plus Keras' progress bars when the output is a terminal or a
+            notebook; 2 also a line per epoch, never a bar. True means 1.
+            Defaults to 1.
+        augment: train every trial and `final_fit` on randomly shifted and zoomed
+            images. Defaults to False: a classifier's search still augments every
+            trial when its budget holds eight epochs of the first architecture
+            (`searcher_args={"augment_epochs": None}` stops that), and otherwise
+            its refinement and `final_fit` turn to augmented images once validation
+            shows them overfitting (`searcher_args={"overfit_ratio": None}` stops
+            that).
+        resize_shape: `(height, width)` to resize images to. Defaults to None
+            (numpy and Dataset images as they are; a folder's most common size).
+        max_model_size: the most parameters an architecture may have. Defaults to
+            None (no limit).
+        distribution_strategy: a `tf.distribute.Strategy` each trial trains under.
+            Defaults to None.
+        searcher_args: keyword arguments for the search,
+            `kerasnas.oracle.network_morphism.NetworkMorphismOracle` (see the
+            `searcher_args` page of the manual). Defaults to None.
+        ensemble_size: at most this many of the best distinct architectures are
+            averaged, when that beats the best one on the validation data (the
+            result is still one plain Keras model); 1 switches the ensemble off.
+            Defaults to 3.
+        path: AutoKeras 0.4's name for `directory`. Defaults to None.
+
+    Attributes:
+        model_: the chosen `keras.Model`, on preprocessed images (the ensemble's
+            average when one was chosen; after `final_fit`, its longer-trained copy).
+            `export_model()` gives it with the preprocessing, from raw images.
+        best_trial_id_: the id of the best trial.
+        ensemble_: the ids of the averaged trials, best first, or `[]`.
+        trials_: `{trial_id: keras_tuner Trial}` of the search.
+        tuner_: the `kerasnas.tuner.MorphismTuner` (None after `load`).
+        input_shape_: the shape of one image given to `fit`.
+        input_dtype_: the dtype of the images given to `fit`.
+        directory_: the folder of runs (a temporary one when `directory` was None).
+        final_test_score_: the score on `final_fit`'s `x_test`, or None.
+
+    Example:
+        ```python
+        reg = kerasnas.ImageRegressor(directory="runs/brightness", seed=1)
+        reg.fit(x_train, x_train.mean(axis=(1, 2)), time_limit=600)
+        mse = reg.evaluate(x_test, x_test.mean(axis=(1, 2)))
+        ```
+    """
 
     task = "regression"
     default_objective = "val_loss"
@@ -174,13 +287,40 @@ class ImageRegressor(ImageTask):
         return ["mae"]
 
     def predict(self, x, batch_size=None):
-        """Predicted targets, shape (N,) for one target, else (N, k)."""
+        """The predicted targets of the images `x`.
+
+        Args:
+            x: images as for `fit` (numpy, a Dataset, whose targets are ignored,
+                or a folder).
+            batch_size: images per batch. Defaults to None (256).
+
+        Returns:
+            A float array of shape (N,) for one target, else (N, k).
+
+        Raises:
+            NotFittedError: if the regressor is not fitted yet.
+            ValueError: if the images do not look like those `fit` saw.
+        """
         out = self._outputs(x, batch_size)
         return out[:, 0] if self.num_targets_ == 1 else out
 
     def evaluate(self, x, y=None, batch_size=None, return_dict=False):
-        """Mean squared error (the loss) on `(x, y)`; with `return_dict`, Keras'
-        `{"loss": mse, "mae": ...}`."""
+        """The mean squared error (the loss) on `(x, y)`, or a Dataset or folder.
+
+        Args:
+            x: images (numpy, a Dataset of (image, target) or a folder).
+            y: targets (None for a Dataset or a folder). Defaults to None.
+            batch_size: images per batch. Defaults to None (256).
+            return_dict: return Keras' `{"loss": mse, "mae": ...}` instead of the
+                mean squared error alone. Defaults to False.
+
+        Returns:
+            The mean squared error as a float, or a dict.
+
+        Raises:
+            NotFittedError: if the regressor is not fitted yet.
+            ValueError: if the images or targets do not match those `fit` saw.
+        """
         outputs, y = self._labelled_outputs(x, y, batch_size)
         mse = float(np.mean((outputs - y) ** 2))
         if not return_dict:
@@ -189,5 +329,27 @@ class ImageRegressor(ImageTask):
 
 
 def load(directory):
-    """Reopens a finished search (a classifier or a regressor); see `ImageTask.load`."""
+    """Reopens a finished search, a classifier's or a regressor's; writes nothing.
+
+    The run is opened where it is found: a renamed or copied run folder loads as
+    well. The estimator it returns predicts, exports and resumes (`fit` on it
+    goes on with the same search).
+
+    Args:
+        directory: the folder given to `fit` (holding one search), or the
+            search's own folder `directory/project_name`.
+
+    Returns:
+        A fitted `ImageClassifier` or `ImageRegressor`, as the search was.
+
+    Raises:
+        FileNotFoundError: if no finished search is there.
+        ValueError: if a file of the search is damaged (the message names it).
+
+    Example:
+        ```python
+        clf = kerasnas.load("runs/mnist")
+        labels = clf.predict(x_test[:5])
+        ```
+    """
     return ImageTask.load(directory)

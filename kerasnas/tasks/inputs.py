@@ -135,10 +135,11 @@ class LabelEncoder:
     """Maps the user's labels (ints, strings or one-hot rows) to class indices and back.
 
     Example:
-
-    >>> encoder = LabelEncoder.fit(["cat", "dog", "cat"])
-    >>> encoder.encode(["dog"]), encoder.decode([0])
-    (array([1]), array(['cat'], dtype='<U3'))
+        ```pycon
+        >>> encoder = LabelEncoder.fit(["cat", "dog", "cat"])
+        >>> encoder.encode(["dog"]), encoder.decode([0])
+        (array([1]), array(['cat'], dtype='<U3'))
+        ```
     """
 
     def __init__(self, classes, one_hot=False):
