@@ -1,7 +1,8 @@
 """Keras callbacks kerasnas trains with, and the one stack that trials and `final_fit` share.
 
 Those that read time take a `clock` (a function returning seconds since the epoch,
-`time.time` by default), so that budget logic can be tested with a fake clock.
+`time.time` by default), so that budget logic can be tested with a fake clock. Each works
+in any `keras.Model.fit`, not only in a search.
 """
 
 from __future__ import annotations
