@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import faulthandler
+import glob
+import importlib.abc
+import importlib.metadata
+import importlib.util
 import os
+import platform
 import re
 import sys
 import tempfile
 import traceback
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from kerasnas import __version__
 
 
 class UsageError(Exception):
@@ -17,7 +24,19 @@ class UsageError(Exception):
 
 
 def parse_duration(text):
-    """Seconds in `text`: `90`, `90s`, `10m`, `2h` or `1h30m`."""
+    """The seconds a duration such as `--time-limit` names.
+
+    Args:
+        text: A number of seconds (`90`, `90s`, `2.5`), minutes (`10m`), hours (`2h`),
+            or hours, minutes and seconds together (`1h30m`, `1h2m3s`).
+
+    Returns:
+        The duration in seconds, as a float.
+
+    Raises:
+        argparse.ArgumentTypeError: If `text` is not such a duration; argparse turns
+            it into a one-line error and exit status 2.
+    """
     match = re.fullmatch(
         r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*"
         r"(?:(\d+(?:\.\d+)?)s?)?\s*",
@@ -32,8 +51,27 @@ def parse_duration(text):
 
 
 def load_data(path, grayscale=False, image_size=None):
-    """`(x, y)` from an `.npz` holding `x` and `y`, or `(folder, None)` for a folder of one
-    subfolder per class (read by kerasnas itself, streamed when large)."""
+    """The data `kerasnas fit` searches on.
+
+    Args:
+        path: An `.npz` file holding arrays `x` (images) and `y` (labels), or a folder
+            of one subfolder of images per class.
+        grayscale: Whether to read the images in grayscale (RGB images of an `.npz` are
+            converted with the ITU-R 601 weights). Defaults to False.
+        image_size: `(height, width)` to resize a folder's images to, or None for its
+            most common size. Defaults to None.
+
+    Returns:
+        A tuple `(x, y)`: the two arrays of an `.npz`; for a folder, `(path, None)`,
+        which `ImageClassifier.fit` reads itself (streamed when large), or with
+        `grayscale`, a `tf.data.Dataset` of `(image, class name)` and None.
+
+    Raises:
+        UsageError: If `path` does not exist, is a file but not an `.npz`, or is an
+            `.npz` without `x` and `y` or that cannot be read.
+        ValueError: If the folder holds no images, or images that cannot be read
+            (the message names them).
+    """
     import numpy as np
 
     if not os.path.exists(path):
@@ -72,7 +110,18 @@ def _grayscale_folder(path, files, image_size):
 
 
 def parse_size(text):
-    """`(height, width)` from `32`, `32x32` or `32,48`."""
+    """The image size `--image-size` names.
+
+    Args:
+        text: One number for square images (`32`), or height and width (`32x48`,
+            `32,48`).
+
+    Returns:
+        A tuple of two ints, `(height, width)`.
+
+    Raises:
+        argparse.ArgumentTypeError: If `text` is not such a size or a side is 0.
+    """
     match = re.fullmatch(r"\s*(\d+)\s*(?:[x,]\s*(\d+))?\s*", text)
     if not match or int(match.group(1)) < 1 or (match.group(2) and int(match.group(2)) < 1):
         raise argparse.ArgumentTypeError(
@@ -143,7 +192,8 @@ def _predict(args):
 def _export(args):
     clf = _load(args.directory)
     clf.export(args.out)
-    print(f"SavedModel written to {args.out} (class names in kerasnas_labels.json)")
+    labels = os.path.join(args.out, "kerasnas_labels.json")
+    print(f"SavedModel written to {args.out} (class names in {labels})")
 
 
 def _report(args):
@@ -169,20 +219,81 @@ def _demo(args):
     demo.main(argv + (["--directory", args.directory] if args.directory else []))
 
 
+def _distribution_version(*names):
+    """The version of the first installed distribution among `names`, or None."""
+    for name in names:
+        try:
+            return importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return None
+
+
+def version_text():
+    """`kerasnas 0.1.0 (Keras 3.6.0, TensorFlow 2.18.0, Python 3.11.7)`, read without
+    importing Keras or TensorFlow."""
+    parts = [
+        f"{label} {version}"
+        for label, version in (
+            ("Keras", _distribution_version("keras", "keras-nightly")),
+            ("TensorFlow", _distribution_version(*TENSORFLOW_DISTRIBUTIONS)),
+            ("Python", platform.python_version()),
+        )
+        if version
+    ]
+    return f"kerasnas {__version__} ({', '.join(parts)})"
+
+
+TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tf-nightly")
+
+
+class _VersionAction(argparse.Action):
+    """`--version`: prints `version_text()` and exits 0 (looked up only when asked)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
 def build_parser():
+    """The `kerasnas` argument parser, one subparser a command."""
     parser = argparse.ArgumentParser(
         prog="kerasnas", description="Neural architecture search for Keras."
     )
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print the versions of kerasnas, Keras, TensorFlow and Python, and exit",
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
-    fit = commands.add_parser("fit", help="search an image classifier")
+    fit = commands.add_parser(
+        "fit",
+        help="search an image classifier",
+        description="Search an image classifier; rerun on the same directory to resume.",
+    )
     fit.add_argument("data", help="folder of class subfolders, or .npz with x and y")
     fit.add_argument(
-        "--time-limit", type=parse_duration, default=600.0, help="e.g. 600, 10m, 1h (default 10m)"
+        "--time-limit",
+        type=parse_duration,
+        default=600.0,
+        help="e.g. 600, 90s, 10m, 1h30m (default 10m)",
     )
-    fit.add_argument("--directory", required=True, help="run directory")
-    fit.add_argument("--max-trials", type=int, default=None)
-    fit.add_argument("--seed", type=int, default=None)
+    fit.add_argument(
+        "--directory", required=True, help="run directory (the search goes in DIRECTORY/search)"
+    )
+    fit.add_argument(
+        "--max-trials",
+        type=int,
+        default=None,
+        help="most architectures to train (default: no limit)",
+    )
+    fit.add_argument(
+        "--seed", type=int, default=None, help="random seed: same seed, same proposals"
+    )
     fit.add_argument("--grayscale", action="store_true", help="read images as grayscale")
     fit.add_argument(
         "--image-size",
@@ -193,26 +304,52 @@ def build_parser():
     loud = fit.add_mutually_exclusive_group()
     loud.add_argument("-q", "--quiet", action="store_true", help="print only the result")
     loud.add_argument("-v", "--verbose", action="store_true", help="also a line per epoch")
-    fit.add_argument("--overwrite", action="store_true", help="start afresh")
+    fit.add_argument(
+        "--overwrite", action="store_true", help="start afresh instead of resuming the search"
+    )
     fit.set_defaults(run=_fit)
 
-    predict = commands.add_parser("predict", help="label images with a finished search")
-    predict.add_argument("directory")
-    predict.add_argument("images", nargs="+")
+    predict = commands.add_parser(
+        "predict",
+        help="label images with a finished search",
+        description="Print a line per image: its path, the predicted class and its probability.",
+    )
+    predict.add_argument("directory", help="the run directory given to fit")
+    predict.add_argument("images", nargs="+", help="image files, or folders of images")
     predict.set_defaults(run=_predict)
 
-    export = commands.add_parser("export", help="write a TensorFlow SavedModel for serving")
-    export.add_argument("directory")
-    export.add_argument("out")
+    export = commands.add_parser(
+        "export",
+        help="write a TensorFlow SavedModel for serving",
+        description="Write a SavedModel that takes raw images; class names in "
+        "OUT/kerasnas_labels.json.",
+    )
+    export.add_argument("directory", help="the run directory given to fit")
+    export.add_argument("out", help="folder to write the SavedModel to")
     export.set_defaults(run=_export)
 
-    report = commands.add_parser("report", help="history table, diagrams and search plot")
-    report.add_argument("directory")
+    report = commands.add_parser(
+        "report",
+        help="history table, diagrams and search plot",
+        description="Print the trials, and write history.csv, search.png and the "
+        "architectures' diagrams (these need Graphviz).",
+    )
+    report.add_argument("directory", help="the run directory given to fit")
     report.add_argument("--out", default=None, help="default: DIRECTORY/report")
     report.set_defaults(run=_report)
 
-    demo = commands.add_parser("demo", help="the MNIST (or Fashion-MNIST) demo search")
-    demo.add_argument("--time-limit", type=parse_duration, default=600.0)
+    demo = commands.add_parser(
+        "demo",
+        help="the MNIST (or Fashion-MNIST) demo search",
+        description="Search on the 60,000 training images, then print the trials and the "
+        "accuracy on the 10,000 test images.",
+    )
+    demo.add_argument(
+        "--time-limit",
+        type=parse_duration,
+        default=600.0,
+        help="e.g. 600, 90s, 10m, 1h30m (default 10m)",
+    )
     demo.add_argument("--directory", default=None, help="default: runs/DATASET")
     demo.add_argument(
         "--dataset",
@@ -224,16 +361,181 @@ def build_parser():
     return parser
 
 
+# --------------------------------------------------------------- TensorFlow's start-up notices
+# TensorFlow hides its C++ messages below the severity TF_CPP_MIN_LOG_LEVEL names (0 shows
+# all, 1 hides INFO, 2 also WARNING, 3 also ERROR), but the lines its shared libraries log
+# while they load come before absl::InitializeLog() and ignore it. So the import of
+# TensorFlow runs with file descriptor 2 sent to a temporary file, and the lines are then
+# written to the real stderr unless the level hides their severity.
+# "3" and not "2": TensorFlow logs notices as ERROR too ("oneDNN supports DT_UINT8 only on
+# platforms with AVX-512", on every uint8 folder, with AVX-512); its real errors raise.
+DEFAULT_LOG_LEVEL = "3"
+_SEVERITY = {"I": 0, "W": 1, "E": 2, "F": 3}
+_LOG_LINE = re.compile(  # absl's "I0000 00:00:1.2   123 file.cc:1] " or the older TF prefix
+    r"(?:([IWEF])\d{4} \d\d:\d\d:[\d.]+\s+\d+ |\d{4}-\d\d-\d\d [\d:.]+: ([IWEF]) )\S+:\d+\] "
+)
+_ABSL_PREINIT = "WARNING: All log messages before absl::InitializeLog() is called"
+_CONTINUATION = ("To enable the following instructions:",)  # second line of a CPU notice
+_quiet = None  # the one _QuietTensorFlow of this process, once installed
+
+
+def _gpu_device_nodes():
+    """Whether the machine shows an NVIDIA GPU (Linux device nodes, or WSL's /dev/dxg)."""
+    return bool(glob.glob("/dev/nvidia[0-9]*")) or os.path.exists("/dev/dxg")
+
+
+class _QuietTensorFlow(importlib.abc.MetaPathFinder):
+    """Finds `tensorflow` on first import and loads it with its start-up notices filtered."""
+
+    def __init__(self, level, chosen):
+        self.level, self.chosen = level, chosen
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)  # once; the search below must not find this finder
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader, self)
+        return spec
+
+    def keep(self, line, previous_kept):
+        """Whether a line TensorFlow wrote while it loaded reaches the user."""
+        if line.startswith(_ABSL_PREINIT):
+            return self.level < 1
+        if line.startswith(_CONTINUATION):
+            return previous_kept
+        match = _LOG_LINE.match(line)
+        if not match:
+            return True  # not a TensorFlow log line: a Python warning, a message before a crash
+        return _SEVERITY[match.group(1) or match.group(2)] >= self.level
+
+    @contextlib.contextmanager
+    def filtered_stderr(self):
+        """Sends file descriptor 2 to a temporary file, then writes the kept lines to stderr."""
+        sys.stderr.flush()
+        try:
+            real = os.dup(2)
+        except OSError:  # no stderr at all: nothing to filter
+            yield
+            return
+        capture = tempfile.TemporaryFile(prefix="kerasnas-tensorflow-")
+        crash_report = not faulthandler.is_enabled()
+        if crash_report:  # a crash while loading still reaches the real stderr
+            faulthandler.enable(file=real)
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(real, 2)
+            if crash_report:
+                faulthandler.disable()
+            os.close(real)
+            capture.seek(0)
+            kept = True
+            for line in capture.read().decode(errors="replace").splitlines(keepends=True):
+                kept = self.keep(line, kept)
+                if kept:
+                    sys.stderr.write(line)
+            sys.stderr.flush()
+            capture.close()
+
+    def after_import(self, tf):
+        """Lists the GPUs (inside the filter: CUDA's start-up lines come now), and says when
+        the machine has one TensorFlow cannot use."""
+        try:
+            gpus = tf.config.list_physical_devices("GPU")
+        except Exception:  # noqa: BLE001 -- the search itself will report a broken TensorFlow
+            return
+        hidden = os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1")
+        if not gpus and not self.chosen and not hidden and _gpu_device_nodes():
+            print(
+                "kerasnas: this machine has an NVIDIA GPU, but TensorFlow cannot use it, so "
+                "it runs on the CPU; run with TF_CPP_MIN_LOG_LEVEL=0 to see TensorFlow's reason",
+                file=sys.stderr,
+            )
+
+
+class _QuietLoader(importlib.abc.Loader):
+    """TensorFlow's own loader, run inside the stderr filter."""
+
+    def __init__(self, loader, quiet):
+        self.loader, self.quiet = loader, quiet
+
+    def create_module(self, spec):
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module):
+        module.__loader__ = module.__spec__.loader = self.loader  # the module keeps its own
+        with self.quiet.filtered_stderr():
+            self.loader.exec_module(module)
+            self.quiet.after_import(module)
+
+    def __getattr__(self, name):
+        return getattr(self.loader, name)
+
+
+def quiet_tensorflow_notices():
+    """Keeps TensorFlow's start-up notices out of this process's output.
+
+    If the environment does not set `TF_CPP_MIN_LOG_LEVEL`, sets it to
+    `DEFAULT_LOG_LEVEL` ("3": TensorFlow's INFO, WARNING and ERROR log lines hidden; its
+    errors still raise, and the command reports them). Either way, when TensorFlow is
+    first imported, the lines it logs while it loads (which ignore that variable) are
+    held back, then written to stderr unless the level hides their severity; other
+    lines, such as Python's warnings, are written as they are. With no level chosen, a
+    machine with an NVIDIA GPU that TensorFlow cannot use gets one line saying so.
+    `TF_CPP_MIN_LOG_LEVEL=0` leaves TensorFlow's output untouched. Call it before
+    TensorFlow is imported; later calls, and calls after TensorFlow has been imported,
+    do nothing.
+    """
+    global _quiet
+    if _quiet is not None or "tensorflow" in sys.modules:
+        return
+    chosen = os.environ.get("TF_CPP_MIN_LOG_LEVEL")
+    if chosen is None:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = DEFAULT_LOG_LEVEL
+    try:
+        level = int(os.environ["TF_CPP_MIN_LOG_LEVEL"])
+    except ValueError:
+        level = 0  # what TensorFlow makes of a value it cannot read
+    _quiet = _QuietTensorFlow(level, chosen is not None)
+    if level > 0:
+        sys.meta_path.insert(0, _quiet)
+
+
 EXPECTED = (UsageError, ValueError, RuntimeError, OSError)  # the user's input or environment
 
 
 def main(argv=None):
-    """Runs the `kerasnas` command; returns its exit status.
+    """Runs the `kerasnas` command, as the console script does.
 
-    Expected failures (bad input, damaged or missing files, a full disk, a
-    busy directory) print one line and return 2; anything else prints a
-    short message naming the file that holds the full traceback, and returns 1.
+    Expected failures (bad input, damaged or missing files, a full disk, a busy
+    directory) print one `kerasnas: error:` line to stderr and return 2; anything else
+    prints one `kerasnas: unexpected error:` line naming the file that holds the full
+    traceback, and returns 1. Before TensorFlow is imported, its start-up notices are
+    filtered (see `quiet_tensorflow_notices`).
+
+    Args:
+        argv: The arguments after the program name, as strings, for example
+            `["fit", "data.npz", "--directory", "runs/digits"]`. Defaults to
+            `sys.argv[1:]`.
+
+    Returns:
+        The exit status as an int: 0 on success, 2 for a mistake in the input or the
+        environment, 1 for an unexpected error, 130 when interrupted with Ctrl-C.
+
+    Raises:
+        SystemExit: From argparse, with status 2 for arguments it cannot parse (after
+            printing the usage and one `kerasnas: error:` line) and 0 for `--help`
+            and `--version`.
+
+    Example:
+        >>> from kerasnas import cli
+        >>> status = cli.main(["report", "runs/digits"])  # doctest: +SKIP
     """
+    quiet_tensorflow_notices()
     args = build_parser().parse_args(argv)
     try:
         args.run(args)

