@@ -40,6 +40,20 @@ from kerasnas.trials import (
 logger = logging.getLogger("kerasnas")
 
 
+
+def clear_session():
+    """`keras.backend.clear_session()`, keeping the user's interactive-logging setting.
+
+    Keras 3.15's `clear_session` turns interactive logging back on, which would send
+    the trial lines of a user who called `keras.utils.disable_interactive_logging()`
+    to standard output instead of the `kerasnas` logger.
+    """
+    interactive = keras.config.is_interactive_logging_enabled()
+    keras.backend.clear_session()
+    if not interactive:
+        keras.utils.disable_interactive_logging()
+
+
 class MorphismTuner(keras_tuner.Tuner):
     """A KerasTuner `Tuner` that trains each trial's architecture, warm-started from its parent.
 
@@ -413,7 +427,7 @@ class MorphismTuner(keras_tuner.Tuner):
         strategy = self.distribution_strategy
         learning_rate = self.learning_rate * plan.learning_rate_scale
         # As KerasTuner's own trials do: free earlier trials' models and traced functions.
-        keras.backend.clear_session()
+        clear_session()
         gc.collect()
         with strategy.scope() if strategy else contextlib.nullcontext():
             model = self.build_model(trial)
@@ -469,7 +483,7 @@ class MorphismTuner(keras_tuner.Tuner):
             unknown or the clock did not move.
         """
         start = self.clock()
-        keras.backend.clear_session()
+        clear_session()
         model = graph.to_keras()
         model.compile(optimizer=keras.optimizers.Adam(self.learning_rate), loss=self.loss)
         timer = EpochTimer(clock=self.clock)
