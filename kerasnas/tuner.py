@@ -40,7 +40,6 @@ from kerasnas.trials import (
 logger = logging.getLogger("kerasnas")
 
 
-
 def clear_session():
     """`keras.backend.clear_session()`, keeping the user's interactive-logging setting.
 
