@@ -14,7 +14,11 @@ afresh. ```bash blocks and other languages are not run. Before a page runs:
 - the working directory is a fresh temporary folder, so relative run directories and saved
   models land there;
 - in the source text, `time_limit=<number>` (a literal such as `600`, `60 * 60` or `1.5`)
-  becomes `time_limit=15`: enough for a search on these images to finish a trial or two.
+  becomes `time_limit=15`;
+- a `fit` whose estimator has no `max_trials` stops after 1 trial, and a `fit` or
+  `final_fit` without `epochs` trains at most 1 epoch per trial, as if the example had
+  passed them: so a search ends by its trials rather than by the clock, and the tests
+  neither depend on the machine's speed nor spend 15 s per example.
 
 Nothing else changes: the code that runs is the page's own. A block that cannot run in a
 test (several machines, a GPU, a real download) is skipped when the line before it (blank
@@ -51,7 +55,8 @@ ROOT = Path(__file__).parents[1]
 DOCS = ROOT / "docs"
 PAGES = [ROOT / "README.md", *sorted(DOCS.glob("*.md"))]
 README_MAX_LINES = 130
-TIME_LIMIT = 15  # seconds: a search on the 300 digits below finishes a trial or two
+TIME_LIMIT = 15  # seconds: an upper bound; `quick_training` ends each search sooner
+QUICK_TRIALS, QUICK_EPOCHS = 1, 1
 TRAIN_IMAGES, TEST_IMAGES = 300, 100
 
 FENCE = re.compile(r"^(?P<indent>[ \t]*)(?P<fence>`{3,}|~{3,})\s*(?P<info>[^`\s]*)")
@@ -168,6 +173,23 @@ def restored_state():
     plt.close("all")
 
 
+def quick_training(monkeypatch, task_class):
+    """Makes every `fit` stop after `QUICK_TRIALS` trials of at most `QUICK_EPOCHS` epochs,
+    and every `final_fit` after `QUICK_EPOCHS`, where the example sets neither."""
+    fit, final_fit = task_class.fit, task_class.final_fit
+
+    def quick_fit(self, *args, epochs=None, **kwargs):
+        if self.max_trials is None:
+            self.max_trials = QUICK_TRIALS
+        return fit(self, *args, epochs=QUICK_EPOCHS if epochs is None else epochs, **kwargs)
+
+    def quick_final_fit(self, *args, epochs=None, **kwargs):
+        return final_fit(self, *args, epochs=QUICK_EPOCHS if epochs is None else epochs, **kwargs)
+
+    monkeypatch.setattr(task_class, "fit", quick_fit)
+    monkeypatch.setattr(task_class, "final_fit", quick_final_fit)
+
+
 @pytest.mark.parametrize("page", example_pages())
 def test_the_page_examples_run(page, tmp_path, monkeypatch, restored_state):
     import matplotlib
@@ -184,6 +206,7 @@ def test_the_page_examples_run(page, tmp_path, monkeypatch, restored_state):
     monkeypatch.setattr(kerasnas.datasets, "load_fashion_mnist", splits)
     monkeypatch.setattr(kerasnas.datasets, "load_with_source", lambda *a, **k: (splits(), "cache"))
     monkeypatch.chdir(tmp_path)
+    quick_training(monkeypatch, kerasnas.tasks.estimator.ImageTask)
     namespace = {
         "__name__": "__main__",
         "x_train": x_train.copy(),
