@@ -439,6 +439,30 @@ class MorphismTuner(keras_tuner.Tuner):
 
     # ------------------------------------------------------------------ search loop
 
+    def save(self):
+        """KerasTuner's `save`, with the tuner's own file written whole (atomically)."""
+        if not self._is_worker():
+            self.oracle.save()
+        files.write_json(self._get_tuner_fname(), self.get_state())
+
+    def reload(self):
+        """KerasTuner's `reload`; a damaged tuner file is read as the empty state it holds.
+
+        The tuner keeps no state of its own (its file is `{}`), so a torn one loses
+        nothing: it gets a warning instead of stopping the resume.
+        """
+        if not self._is_worker():
+            self.oracle.reload()
+        try:
+            state = files.read_json(
+                self._get_tuner_fname(),
+                fix="The tuner keeps no state of its own: the search resumes without it.",
+            )
+        except files.RunFileError as error:
+            logger.warning("%s", error)
+            state = {}
+        self.set_state(state)
+
     def search(self, *fit_args, **fit_kwargs):
         """KerasTuner's `search`, after timing a few batches for the oracle when it asks.
 

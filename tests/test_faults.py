@@ -136,16 +136,18 @@ def test_a_search_on_a_full_disk_stops_with_one_error_and_resumes_elsewhere(smal
 
 
 @pytest.mark.slow
-def test_resuming_a_run_with_an_empty_trial_file_and_a_torn_oracle_file(
+def test_resuming_a_run_with_an_empty_trial_file_and_torn_oracle_and_tuner_files(
     fitted_classifier, tmp_path
 ):
-    """The damaged trial counts as failed; the oracle's state is rebuilt from the trials."""
+    """The damaged trial counts as failed; the oracle's state is rebuilt from the trials;
+    a torn tuner file is read as the empty state it always holds."""
     clf, directory = fitted_classifier
     copy = tmp_path / "run"
     shutil.copytree(directory / "image_classifier", copy)
     damaged = min(clf.history["trial_id"])
     (copy / f"trial_{damaged}" / "trial.json").write_text("")
     (copy / "oracle.json").write_text('{"ongoing_trials": {"tuner0"')
+    (copy / "tuner0.json").write_text("{")
     x, y = quadrant_images(240, 0)
     again = kerasnas.ImageClassifier(
         directory=str(tmp_path), project_name="run", seed=1, max_trials=6, verbose=False
