@@ -532,8 +532,10 @@ def main(argv=None):
             and `--version`.
 
     Example:
+        ```pycon
         >>> from kerasnas import cli
         >>> status = cli.main(["report", "runs/digits"])  # doctest: +SKIP
+        ```
     """
     quiet_tensorflow_notices()
     args = build_parser().parse_args(argv)

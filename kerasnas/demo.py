@@ -44,8 +44,10 @@ def main(argv=None):
             `kerasnas.datasets.load_with_source`).
 
     Example:
+        ```pycon
         >>> from kerasnas import demo
         >>> demo.main(["--time-limit", "60", "--directory", "runs/demo"])  # doctest: +SKIP
+        ```
     """
     cli.quiet_tensorflow_notices()
     parser = argparse.ArgumentParser(

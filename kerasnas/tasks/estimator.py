@@ -360,9 +360,10 @@ class ImageTask:
         Raises:
             ValueError: for bad input (`x_test` too), before any training.
         """
-        return final_fitting.run(self, x_train, y_train, x_test, y_test, retrain, time_limit,
-                                 epochs, batch_size, class_weight,
-                                 validation_data)  # fmt: skip
+        with quiet_retracing():  # a new model's training step is traced: expected
+            return final_fitting.run(self, x_train, y_train, x_test, y_test, retrain,
+                                     time_limit, epochs, batch_size, class_weight,
+                                     validation_data)  # fmt: skip
 
     # ------------------------------------------------------------------ inference
 

@@ -132,7 +132,7 @@ def run(task, start, time_limit, overwrite, verbose, training, validation, epoch
     fit_args, fit_kwargs = feeds.training_feed(task, train, encoded, weights, per_class, batch_size)
     validation_feed = feeds.validation_feed(task, val, val_encoded, batch_size)
     if verbose:
-        left = start + time_limit - time.time()
+        left = max(0.0, start + time_limit - time.time())
         how = "streamed" if train.streamed else "in memory"
         say(
             f"kerasnas: searching in {task.project_dir} for {left:.0f} s "
