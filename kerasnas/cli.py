@@ -247,17 +247,6 @@ def version_text():
 TENSORFLOW_DISTRIBUTIONS = ("tensorflow", "tensorflow-cpu", "tensorflow-macos", "tf-nightly")
 
 
-class _VersionAction(argparse.Action):
-    """`--version`: prints `version_text()` and exits 0 (looked up only when asked)."""
-
-    def __init__(self, option_strings, dest=argparse.SUPPRESS, help=None):
-        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0, help=help)
-
-    def __call__(self, parser, namespace, values, option_string=None):
-        print(version_text())
-        parser.exit()
-
-
 def build_parser():
     """The `kerasnas` argument parser, one subparser a command."""
     parser = argparse.ArgumentParser(
@@ -265,7 +254,8 @@ def build_parser():
     )
     parser.add_argument(
         "--version",
-        action=_VersionAction,
+        action="version",
+        version=version_text(),
         help="print the versions of kerasnas, Keras, TensorFlow and Python, and exit",
     )
     commands = parser.add_subparsers(dest="command", required=True)
