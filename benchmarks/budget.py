@@ -255,12 +255,16 @@ def snapshots_callback(deadlines, x_test, y_test, clock):
     return Snapshots()
 
 
-def run_cnn(data, seed, time_limits):
-    """The convnet trained once to the longest of `time_limits`, tested at each: one row each."""
+def run_cnn(data, seed, time_limits, cosine=False):
+    """The convnet trained once to the longest of `time_limits`, tested at each: one row each.
+
+    With `cosine`, its learning rate is annealed towards the longest limit
+    (`kerasnas.callbacks.TimeCosineDecay`), as kerasnas anneals a trial's.
+    """
     import keras
     import numpy as np
 
-    from kerasnas.callbacks import TimeBudget
+    from kerasnas.callbacks import TimeBudget, TimeCosineDecay
     from kerasnas.pipelines import array_dataset
 
     (x, y), (x_val, y_val), (x_test, y_test) = data
@@ -278,7 +282,11 @@ def run_cnn(data, seed, time_limits):
         validation_data=(common.scaled(x_val), y_val),
         epochs=100_000,
         shuffle=False,  # the Dataset reshuffles itself
-        callbacks=[snapshots, TimeBudget(start + limits[-1], clock=clock)],
+        callbacks=[
+            snapshots,
+            *([TimeCosineDecay(start + limits[-1], clock=clock)] if cosine else []),
+            TimeBudget(start + limits[-1], clock=clock),
+        ],
         verbose=0,
     )
     wall = clock() - start
