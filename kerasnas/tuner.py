@@ -71,8 +71,8 @@ class MorphismTuner(keras_tuner.Tuner):
     validation pass and weight save to finish by the trial's deadline, and
     `TimeCosineDecay` anneals the learning rate towards that deadline. A
     refinement (the best architecture proposed again at the end of the
-    search) trains on from its parent's weights (at half the rate once they
-    have trained for an epoch), for all the time left, without early stopping.
+    search) trains on from its parent's weights, at the full rate, for all the
+    time left, without early stopping.
     A trial whose plan says `augment` (the oracle's choice for a budget of
     many epochs) trains on randomly shifted and zoomed images throughout. A
     trial whose plan has an `overfit_ratio` (the oracle gives it to the

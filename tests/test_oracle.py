@@ -17,7 +17,6 @@ from kerasnas.oracle.schedule import (
     CHILD_OVERHEADS,
     DEFAULT_WIDTH,
     FIRST_WIDTHS,
-    LEARNED_EPOCHS,
     OVERFIT_RATIO,
     REFINE_EPOCHS,
     SIZE_EPOCHS,
@@ -351,7 +350,6 @@ def test_a_small_budget_skips_initial_architectures_and_refines_early(tmp_path, 
     oracle.update_trial(first.trial_id, {"val_accuracy": first.score, trials.EPOCHS: 2.0})
     trial = oracle.create_trial("tuner0")  # not the second initial architecture: refine
     assert trials.is_refinement(trial) and trials.parent_of(trial) == first.trial_id
-    assert trials.plan_of(trial).learning_rate_scale == 0.5  # two epochs learned: half rate
 
 
 @pytest.mark.parametrize("augment, augment_epochs", [(False, "auto"), (True, "auto"), (True, None)])
@@ -409,29 +407,17 @@ def test_without_search_the_first_architecture_is_trained_then_refined_and_nothi
     assert oracle.create_trial("tuner0").status == "STOPPED"
 
 
-@pytest.mark.parametrize("epochs, scale", [(2.0, 0.5), (0.5, 1.0)])
-def test_the_ablations_refinement_runs_at_half_rate_once_its_weights_trained_an_epoch(
-    epochs, scale, tmp_path, clock
+@pytest.mark.parametrize("epochs", [0.5, 2.0, 20.0])
+def test_a_refinement_trains_on_at_the_full_rate_however_long_its_weights_trained(
+    epochs, tmp_path, clock
 ):
+    # Half the rate after an epoch cost 0.5-1.2 points at short budgets (docs/design-notes.md).
     oracle = make_oracle(tmp_path, search=False, clock=clock)
     oracle.set_deadline(clock() + 1000)
     end_as_trained(oracle, oracle.create_trial("tuner0"), epochs)
     refinement = oracle.create_trial("tuner0")
     assert trials.is_refinement(refinement)
-    assert trials.plan_of(refinement).learning_rate_scale == scale
-
-
-def test_a_refinements_rate_counts_the_epochs_of_its_ancestors(tmp_path, clock):
-    oracle = make_oracle(tmp_path, clock=clock, initial_graphs=[generators.cnn(SHAPE, 3)])
-    oracle.set_deadline(clock() + 1000, budget=1000)
-    end_as_trained(oracle, oracle.create_trial("tuner0"), 0.5)
-    child = oracle.create_trial("tuner0")
-    assert trials.parent_of(child)
-    end_as_trained(oracle, child, 0.6)  # the best, trained 0.6 epochs on its parent's 0.5
-    clock.advance(900)  # the last stretch
-    refinement = oracle.create_trial("tuner0")
-    assert trials.is_refinement(refinement) and trials.parent_of(refinement) == child.trial_id
-    assert trials.plan_of(refinement).learning_rate_scale == 0.5
+    assert trials.plan_of(refinement).learning_rate_scale == 1.0
 
 
 def test_search_must_be_a_bool(tmp_path):
@@ -455,13 +441,11 @@ def test_the_oracle_plans_each_trials_time_patience_and_rate(tmp_path, clock):
     clock.advance(960)  # 40 s left: 12 s, but never under 1.5 epochs
     plan = oracle.plan(graph)
     assert plan.seconds == pytest.approx(15) and plan.patience == 1
-    refine = oracle.plan(graph, refine=True, effort=LEARNED_EPOCHS)
-    # All the time left, no early stopping, augmented once validation shows it overfitting;
-    # the search's deadline travels in every plan, for a worker to stop by it.
-    assert refine == trials.TrialPlan(40, None, 0.5, OVERFIT_RATIO, deadline=oracle.deadline)
+    refine = oracle.plan(graph, refine=True)
+    # All the time left at the full rate, no early stopping, augmented once validation
+    # shows it overfitting; the search's deadline travels in every plan, for a worker.
+    assert refine == trials.TrialPlan(40, None, 1.0, OVERFIT_RATIO, deadline=oracle.deadline)
     assert plan.deadline == oracle.deadline == clock() + 40
-    # Weights trained for under an epoch have little to lose: the full rate.
-    assert oracle.plan(graph, refine=True, effort=0.7).learning_rate_scale == 1.0
     clock.advance(35)
     assert oracle.plan(graph).seconds == pytest.approx(5)  # never past the deadline
 

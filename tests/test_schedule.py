@@ -78,9 +78,8 @@ def test_plans_share_the_time_left_and_carry_the_deadline():
     assert plan.plan(remaining=30.0, epoch=10.0).seconds == 30.0  # what is left could not train
     child = plan.plan(remaining=1000.0, budget=1000.0, epoch=30.0, overhead=4.0, child=True)
     assert child.seconds == pytest.approx(4.0 + max(40.0, CHILD_EPOCHS * 30, CHILD_OVERHEADS * 4))
-    refine = plan.plan(remaining=100.0, refine=True, effort=2.0)
-    assert refine == TrialPlan(100.0, None, 0.5, OVERFIT_RATIO)
-    assert plan.plan(remaining=100.0, refine=True, effort=0.5).learning_rate_scale == 1.0
+    refine = plan.plan(remaining=100.0, refine=True)
+    assert refine == TrialPlan(100.0, None, 1.0, OVERFIT_RATIO)
     assert plan.plan(remaining=100.0, refine=True, augment=True).overfit_ratio is None
 
 

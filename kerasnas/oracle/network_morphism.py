@@ -379,10 +379,9 @@ class NetworkMorphismOracle(DurableOracle):
         return self._refinement_values(best)
 
     def _refinement_values(self, best):
-        """The values of a trial that trains `best` on: its plan's rate depends on the
-        epochs behind `best`'s weights."""
+        """The values of a trial that trains `best` on, for all the time left."""
         graph = self.trial_graph(best)
-        plan = self.plan(graph, refine=True, effort=self.effort(best.trial_id))
+        plan = self.plan(graph, refine=True)
         return trials.values(graph, best.trial_id, refine=True, plan=plan)
 
     # ------------------------------------------------------------------ measurements
@@ -511,7 +510,7 @@ class NetworkMorphismOracle(DurableOracle):
         epochs = {w: self.epoch_seconds(candidates[w][0]) for w in widths}
         return self.schedule.first_width(self._room(), epochs)
 
-    def plan(self, graph, refine=False, child=False, effort=0.0):
+    def plan(self, graph, refine=False, child=False):
         """The `TrialPlan` of a trial of `graph` starting now (see `BudgetSchedule.plan`).
 
         Args:
@@ -520,7 +519,6 @@ class NetworkMorphismOracle(DurableOracle):
                 to False.
             child: the trial is a morphism child, warm-started from its parent.
                 Defaults to False.
-            effort: epochs of training behind the weights it starts from. Defaults to 0.
 
         Returns:
             A `kerasnas.trials.TrialPlan`.
@@ -534,7 +532,6 @@ class NetworkMorphismOracle(DurableOracle):
             augment=self.augment,
             refine=refine,
             child=child,
-            effort=effort,
             deadline=self.deadline,
         )
 

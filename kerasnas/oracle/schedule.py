@@ -44,8 +44,6 @@ REFINE_EPOCHS = 3
 CHILD_EPOCHS = 0.5
 # ...and at least this many times the trial's overhead.
 CHILD_OVERHEADS = 2
-# A refinement of weights trained this many epochs goes on at half the learning rate.
-LEARNED_EPOCHS = 1.0
 # A refinement augments once its validation loss exceeds this many times its training loss.
 OVERFIT_RATIO = 2.0
 # `fit` without a time limit searches for a day at most.
@@ -335,7 +333,6 @@ class BudgetSchedule:
         augment=False,
         refine=False,
         child=False,
-        effort=0.0,
         deadline=None,
     ):
         """The `TrialPlan` of a trial starting now: its time, patience, rate, augmentation.
@@ -344,10 +341,10 @@ class BudgetSchedule:
         the time left (all of it for a refinement), never less than one and a half
         epochs, and a patience of at most a quarter of the epochs that fit. A morphism
         child gets a short run (`child_seconds`). Either gets all the time left when
-        what it would leave could hardly train (under two epochs and two overheads). A
-        refinement of weights trained for at least `LEARNED_EPOCHS` trains on at half
-        the learning rate; when the search does not augment, it carries the
-        `overfit_ratio` from which it augments.
+        what it would leave could hardly train (under two epochs and two overheads).
+        Every trial starts at the tuner's learning rate, a refinement too; when the
+        search does not augment, a refinement carries the `overfit_ratio` from which it
+        augments.
 
         Args:
             remaining: seconds to the search's deadline, or None without one.
@@ -358,14 +355,13 @@ class BudgetSchedule:
             augment: whether the search augments. Defaults to False.
             refine: the trial trains its parent on (the search's finish). Defaults to False.
             child: the trial is a morphism child. Defaults to False.
-            effort: epochs of training behind the weights it starts from. Defaults to 0.
             deadline: the search's deadline (seconds since the epoch), carried in the plan
                 so that a worker stops by it. Defaults to None.
 
         Returns:
             A `kerasnas.trials.TrialPlan`.
         """
-        scale = 0.5 if refine and effort >= LEARNED_EPOCHS else 1.0
+        scale = 1.0
         augment = bool(augment)
         if refine:
             seconds = None if remaining is None else max(0.0, remaining)
