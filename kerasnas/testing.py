@@ -299,6 +299,26 @@ REPLAY_SCENARIOS = {
 }
 
 
+def record_replays(path):
+    """Replays every search of `REPLAY_SCENARIOS` and writes its decisions to `path` as
+    JSON, the form `tests/test_compat.py` checks today's oracle against. Run it only
+    when a decision changes on purpose, and say so in the commit.
+
+    Args:
+        path: the JSON file to write (`tests/data/oracle_replay.json`).
+    """
+    import json
+
+    recorded = {}
+    for name, scenario in sorted(REPLAY_SCENARIOS.items()):
+        with tempfile.TemporaryDirectory() as directory:
+            decisions, oracle = replay_search(directory, **scenario)
+        recorded[name] = {"augment": oracle.augment, "decisions": decisions, "width": oracle.width}
+    with open(path, "w") as f:
+        json.dump(recorded, f, indent=1, sort_keys=True)
+        f.write("\n")
+
+
 def die_halfway_through(kind, when):
     """Makes this process kill itself with SIGKILL halfway through a run-file write.
 

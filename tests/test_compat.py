@@ -25,9 +25,11 @@ def recorded_replays():
 
 @pytest.mark.parametrize("scenario", sorted(REPLAY_SCENARIOS))
 def test_a_recorded_search_replays_to_the_same_proposals_and_plans(tmp_path, scenario):
-    # tests/data/oracle_replay.json was written by the oracle of kerasnas 0.1.0 (5b0f3f8),
-    # before its split, from this same replay: the split changed no decision. Changed on
-    # purpose since: the refinements' learning_rate_scale, 0.5 then, 1.0 now (635e7b2).
+    # tests/data/oracle_replay.json holds the decisions of these replays as they were
+    # last changed on purpose (`kerasnas.testing.record_replays`): the oracle of 0.1.0
+    # (5b0f3f8) wrote it before its split, which changed no decision; the refinement's
+    # full rate (635e7b2), the first CNN that pools after every convolution and the
+    # threshold of fifty augmented epochs (2026-12-07) rewrote it.
     recorded = recorded_replays()[scenario]
     decisions, oracle = replay_search(tmp_path, **REPLAY_SCENARIOS[scenario])
     assert (oracle.width, oracle.augment) == (recorded["width"], recorded["augment"])

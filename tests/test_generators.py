@@ -42,11 +42,21 @@ def test_resnet_has_residual_adds_and_densenet_concats():
     assert len(resnet.layers) >= 20
 
 
+@pytest.mark.parametrize("shape", ALL_SHAPES)
+def test_the_cnn_pools_after_every_convolution_as_the_textbook_convnet_does(shape):
+    graph = generators.cnn(shape, 10)
+    convs = [layer["name"] for layer in graph.layers if layer["type"] == "conv"]
+    full_resolution = [n for n in convs if graph.shape(n)[:2] == tuple(shape[:2])]
+    assert full_resolution == convs[:1]  # only the first sees the whole image
+    pools = [layer["name"] for layer in graph.layers if layer["type"] == "maxpool"]
+    assert len(pools) == len(convs)
+
+
 def test_cnn_can_use_separable_convolutions():
     plain = generators.cnn((28, 28, 1), 10)
     separable = generators.cnn((28, 28, 1), 10, separable=True)
     types = [layer["type"] for layer in separable.layers]
-    assert (types.count("conv"), types.count("sepconv")) == (1, 2)  # the stem stays a conv
+    assert (types.count("conv"), types.count("sepconv")) == (1, 1)  # the stem stays a conv
     assert "sepconv" not in {layer["type"] for layer in plain.layers}
     assert separable.flops() < plain.flops() / 3
     assert separable.to_keras().count_params() == separable.num_params()

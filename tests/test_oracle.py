@@ -13,6 +13,7 @@ from kerasnas.graph import generators
 from kerasnas.oracle import NetworkMorphismOracle
 from kerasnas.oracle.schedule import (
     AUGMENT_EPOCHS,
+    AUGMENTED_REFINE_EPOCHS,
     CHILD_EPOCHS,
     CHILD_OVERHEADS,
     DEFAULT_WIDTH,
@@ -275,11 +276,15 @@ def test_nothing_trained_yet_means_wait_or_stop(tmp_path):
 
 @pytest.mark.slow
 def test_deadline_makes_proposals_cheaper(tmp_path, clock):
-    """Under a budget, gain per second wins: proposals cost fewer FLOPs on average."""
+    """Under a budget, gain per second wins: proposals cost fewer FLOPs on average.
+
+    The budget holds a few hundred epochs of these graphs (0.2-2 s each), so cost
+    weighs in the acquisition (`cost_horizon`); with thousands it would hardly count.
+    """
     flat = lambda graph: 0.9 + 0.001 * graph.depth()  # barely rewards growth
     free = make_oracle(tmp_path / "free", clock=clock)
     budgeted = make_oracle(tmp_path / "budget", clock=clock)
-    budgeted.set_deadline(clock() + 3600)
+    budgeted.set_deadline(clock() + 300)
     cost = {}
     for name, oracle in (("free", free), ("budget", budgeted)):
         done = run(oracle, 16, objective=flat)[3:]
@@ -363,9 +368,9 @@ def test_an_augmented_search_keeps_its_epochs_for_the_refinement(
     first = run(oracle, 1)[0]
     oracle.augment = augment  # as decided for a budget of many epochs
     epoch = trials.graph_of(first).flops() * 1e-6
-    oracle.set_deadline(clock() + (AUGMENT_EPOCHS - 0.5) * epoch, budget=1000)
+    oracle.set_deadline(clock() + (AUGMENTED_REFINE_EPOCHS - 0.5) * epoch, budget=1000)
     trial = oracle.create_trial("tuner0")
-    # Augmented, the refinement starts while AUGMENT_EPOCHS epochs fit; else the search
+    # Augmented, the refinement starts while AUGMENTED_REFINE_EPOCHS fit; else the search
     # goes on until REFINE_EPOCHS do.
     assert trials.is_refinement(trial) is augment
     assert trials.plan_of(trial).augment is augment

@@ -8,6 +8,7 @@ import pytest
 from kerasnas.oracle import schedule
 from kerasnas.oracle.schedule import (
     AUGMENT_EPOCHS,
+    AUGMENTED_REFINE_EPOCHS,
     CHILD_EPOCHS,
     CHILD_OVERHEADS,
     OVERFIT_RATIO,
@@ -63,8 +64,10 @@ def test_the_refinement_comes_in_the_last_stretch_or_when_few_epochs_fit():
     assert plan.refines(remaining=250.0, epochs_left=50, **common)  # the last quarter
     assert plan.refines(remaining=500.0, epochs_left=REFINE_EPOCHS, **common)
     assert not plan.refines(remaining=250.0, epochs_left=1.5, **common)  # too late to pay
-    # An augmented search keeps AUGMENT_EPOCHS for its refinement.
-    assert plan.refines(remaining=500.0, epochs_left=AUGMENT_EPOCHS, budget=1000.0, augment=True)
+    # An augmented search keeps AUGMENTED_REFINE_EPOCHS for its refinement.
+    kept = AUGMENTED_REFINE_EPOCHS
+    assert plan.refines(remaining=500.0, epochs_left=kept, budget=1000.0, augment=True)
+    assert not plan.refines(remaining=500.0, epochs_left=kept, **common)
     assert not plan.refines(remaining=None, epochs_left=2, **common)
     assert not BudgetSchedule(refine_share=0).refines(remaining=10.0, epochs_left=3, **common)
 

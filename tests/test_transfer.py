@@ -118,10 +118,11 @@ def test_new_input_channels_of_a_separable_conv_stay_trainable(separable_parent)
 
 def test_random_morphisms_of_a_separable_cnn_preserve_the_function(logits):
     rng = np.random.default_rng(1)
-    parent = generators.cnn((8, 8, 1), 3, filters=4, dense_units=8, separable=True)
+    # 16x16: two stages, the second separable (an 8x8 CNN has one convolution, a full one).
+    parent = generators.cnn((16, 16, 1), 3, filters=4, dense_units=8, separable=True)
     parent_model = parent.to_keras()
     randomize(parent_model, rng)
-    x = rng.uniform(0, 1, (8, 8, 8, 1)).astype("float32")
+    x = rng.uniform(0, 1, (8, 16, 16, 1)).astype("float32")
     expected = logits(parent_model, x)
     types = set()
     for _ in range(6):

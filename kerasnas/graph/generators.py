@@ -35,11 +35,11 @@ def cnn(
     dropout=0.25,
     separable=False,
 ):
-    """A plain CNN: conv-relu(-conv-relu)-maxpool stages, then a dense head.
+    """A plain CNN: conv-relu-maxpool stages, then a dense head.
 
-    The first stage is the classic Keras MNIST convnet (two 3x3 convolutions
-    before the first pooling); later stages have one convolution each. Small
-    final maps are flattened, larger ones globally averaged.
+    Like the textbook Keras MNIST convnet, it pools after every convolution, so that
+    only the first works at full resolution. Small final maps are flattened, larger
+    ones globally averaged.
 
     Args:
         input_shape: `(height, width, channels)`.
@@ -58,9 +58,11 @@ def cnn(
     graph = Graph(input_shape, num_outputs, task)
     stages = _num_stages(graph.input_shape)
     kind = "sepconv" if separable else "conv"
-    x = _conv_block(graph, graph.input, filters, batchnorm=False)
+    x = graph.input
     for stage in range(stages):
-        x = _conv_block(graph, x, filters * 2**stage, batchnorm=False, kind=kind)
+        first = stage == 0  # a full convolution of the image, even when `separable`
+        stage_filters = filters * 2**stage
+        x = _conv_block(graph, x, stage_filters, batchnorm=False, kind="conv" if first else kind)
         x = graph.add_layer("maxpool", x, pool_size=2)
     height, width, _ = graph.shape(x)
     x = graph.add_layer("flatten" if height * width <= 64 else "gap", x)

@@ -124,7 +124,7 @@ class NetworkMorphismOracle(DurableOracle):
             shift may change a target).
         augment_epochs: every trial trains on augmented images when the budget holds
             this many epochs of the first architecture; None never. Defaults to
-            `"auto"`: 8 for classification, None for regression.
+            `"auto"`: 50 for classification, None for regression.
         max_consecutive_failed_trials: KerasTuner stops the search after this many
             failed trials in a row. Defaults to 20.
         clock: a function returning seconds since the epoch, like `time.time`;

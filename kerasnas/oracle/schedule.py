@@ -33,9 +33,10 @@ DEFAULT_WIDTH = 32
 # The first architecture is the widest of which max(SIZE_EPOCHS, sqrt(m)) epochs fit,
 # m being how many epochs of the narrowest fit.
 SIZE_EPOCHS = 3
-# Every trial augments when this many epochs of the first architecture fit; the
-# refinement then keeps this many epochs of the best one.
-AUGMENT_EPOCHS = 8
+# Every trial augments when this many epochs of the first architecture fit...
+AUGMENT_EPOCHS = 50
+# ...and the refinement then keeps this many epochs of the best one.
+AUGMENTED_REFINE_EPOCHS = 8
 # Another initial architecture starts only while this many of its epochs fit.
 INITIAL_EPOCHS = 30
 # The refinement starts once no more than this many epochs of the best architecture fit.
@@ -288,8 +289,8 @@ class BudgetSchedule:
     def refines(self, *, remaining, budget, epochs_left, augment):
         """Whether the best architecture is refined now: once the last `refine_share` of the
         budget has come, or when no more than `REFINE_EPOCHS` of its epochs fit
-        (`augment_epochs` when the search augments: augmented training pays over many
-        epochs), while at least two still fit.
+        (`AUGMENTED_REFINE_EPOCHS` when the search augments: augmented training pays
+        over many epochs), while at least two still fit.
 
         Args:
             remaining: seconds to the deadline, or None without one.
@@ -303,9 +304,7 @@ class BudgetSchedule:
         if remaining is None or not budget or self.refine_share <= 0:
             return False
         last_stretch = remaining <= self.refine_share * budget
-        # A search resumed with `augment_epochs=None` keeps its decision, not the epochs.
-        kept = max(REFINE_EPOCHS, self.augment_epochs or AUGMENT_EPOCHS)
-        refine_epochs = kept if augment else REFINE_EPOCHS
+        refine_epochs = AUGMENTED_REFINE_EPOCHS if augment else REFINE_EPOCHS
         return epochs_left >= 2 and (last_stretch or epochs_left <= refine_epochs)
 
     def cost_weight(self, typical_epoch, remaining):

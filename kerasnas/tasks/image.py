@@ -43,7 +43,7 @@ class ImageClassifier(ImageTask):
             Defaults to 1.
         augment: train every trial and `final_fit` on randomly shifted and zoomed
             images. Defaults to False: a classifier's search still augments every
-            trial when its budget holds eight epochs of the first architecture
+            trial when its budget holds fifty epochs of the first architecture
             (`searcher_args={"augment_epochs": None}` stops that), and otherwise
             its refinement and `final_fit` turn to augmented images once validation
             shows them overfitting (`searcher_args={"overfit_ratio": None}` stops
@@ -215,7 +215,7 @@ class ImageRegressor(ImageTask):
             Defaults to 1.
         augment: train every trial and `final_fit` on randomly shifted and zoomed
             images. Defaults to False: a classifier's search still augments every
-            trial when its budget holds eight epochs of the first architecture
+            trial when its budget holds fifty epochs of the first architecture
             (`searcher_args={"augment_epochs": None}` stops that), and otherwise
             its refinement and `final_fit` turn to augmented images once validation
             shows them overfitting (`searcher_args={"overfit_ratio": None}` stops
