@@ -13,7 +13,6 @@ from kerasnas.graph import generators
 from kerasnas.oracle import NetworkMorphismOracle
 from kerasnas.oracle.schedule import (
     AUGMENT_EPOCHS,
-    AUGMENTED_REFINE_EPOCHS,
     CHILD_EPOCHS,
     CHILD_OVERHEADS,
     DEFAULT_WIDTH,
@@ -357,22 +356,18 @@ def test_a_small_budget_skips_initial_architectures_and_refines_early(tmp_path, 
     assert trials.is_refinement(trial) and trials.parent_of(trial) == first.trial_id
 
 
-@pytest.mark.parametrize("augment, augment_epochs", [(False, "auto"), (True, "auto"), (True, None)])
-def test_an_augmented_search_keeps_its_epochs_for_the_refinement(
-    tmp_path, clock, augment, augment_epochs
+@pytest.mark.parametrize("augment", [False, True])
+@pytest.mark.parametrize("epochs_left, refines", [(REFINE_EPOCHS - 0.5, True), (12.0, False)])
+def test_the_refinement_keeps_its_epochs_augmented_or_not(
+    tmp_path, clock, augment, epochs_left, refines
 ):
-    # None: resumed with `augment_epochs=None` after the search decided to augment.
-    oracle = make_oracle(
-        tmp_path, refine_share=1e-4, augment_epochs=augment_epochs, clock=clock
-    )  # the share rule stays off
+    oracle = make_oracle(tmp_path, refine_share=1e-4, clock=clock)  # the share rule stays off
     first = run(oracle, 1)[0]
     oracle.augment = augment  # as decided for a budget of many epochs
     epoch = trials.graph_of(first).flops() * 1e-6
-    oracle.set_deadline(clock() + (AUGMENTED_REFINE_EPOCHS - 0.5) * epoch, budget=1000)
+    oracle.set_deadline(clock() + epochs_left * epoch, budget=1000)
     trial = oracle.create_trial("tuner0")
-    # Augmented, the refinement starts while AUGMENTED_REFINE_EPOCHS fit; else the search
-    # goes on until REFINE_EPOCHS do.
-    assert trials.is_refinement(trial) is augment
+    assert trials.is_refinement(trial) is refines  # else a child: more epochs fit
     assert trials.plan_of(trial).augment is augment
 
 

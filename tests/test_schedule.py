@@ -8,7 +8,6 @@ import pytest
 from kerasnas.oracle import schedule
 from kerasnas.oracle.schedule import (
     AUGMENT_EPOCHS,
-    AUGMENTED_REFINE_EPOCHS,
     CHILD_EPOCHS,
     CHILD_OVERHEADS,
     OVERFIT_RATIO,
@@ -59,15 +58,12 @@ def test_the_search_augments_when_enough_epochs_of_the_first_architecture_fit():
 
 def test_the_refinement_comes_in_the_last_stretch_or_when_few_epochs_fit():
     plan = BudgetSchedule(refine_share=0.25)
-    common = {"budget": 1000.0, "augment": False}
+    common = {"budget": 1000.0}
     assert not plan.refines(remaining=500.0, epochs_left=50, **common)
     assert plan.refines(remaining=250.0, epochs_left=50, **common)  # the last quarter
     assert plan.refines(remaining=500.0, epochs_left=REFINE_EPOCHS, **common)
+    assert not plan.refines(remaining=500.0, epochs_left=REFINE_EPOCHS + 0.5, **common)
     assert not plan.refines(remaining=250.0, epochs_left=1.5, **common)  # too late to pay
-    # An augmented search keeps AUGMENTED_REFINE_EPOCHS for its refinement.
-    kept = AUGMENTED_REFINE_EPOCHS
-    assert plan.refines(remaining=500.0, epochs_left=kept, budget=1000.0, augment=True)
-    assert not plan.refines(remaining=500.0, epochs_left=kept, **common)
     assert not plan.refines(remaining=None, epochs_left=2, **common)
     assert not BudgetSchedule(refine_share=0).refines(remaining=10.0, epochs_left=3, **common)
 

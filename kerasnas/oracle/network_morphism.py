@@ -367,7 +367,6 @@ class NetworkMorphismOracle(DurableOracle):
             remaining=self._remaining(),
             budget=self.budget,
             epochs_left=self._epochs_left(self.trial_graph(best)),
-            augment=self.augment,
         )
         if not refines:
             return None

@@ -33,14 +33,12 @@ DEFAULT_WIDTH = 32
 # The first architecture is the widest of which max(SIZE_EPOCHS, sqrt(m)) epochs fit,
 # m being how many epochs of the narrowest fit.
 SIZE_EPOCHS = 3
-# Every trial augments when this many epochs of the first architecture fit...
+# Every trial augments when this many epochs of the first architecture fit.
 AUGMENT_EPOCHS = 50
-# ...and the refinement then keeps this many epochs of the best one.
-AUGMENTED_REFINE_EPOCHS = 8
 # Another initial architecture starts only while this many of its epochs fit.
 INITIAL_EPOCHS = 30
 # The refinement starts once no more than this many epochs of the best architecture fit.
-REFINE_EPOCHS = 3
+REFINE_EPOCHS = 8
 # A morphism child trains at least this many of its epochs...
 CHILD_EPOCHS = 0.5
 # ...and at least this many times the trial's overhead.
@@ -286,17 +284,15 @@ class BudgetSchedule:
         """
         return remaining is not None and remaining <= overhead
 
-    def refines(self, *, remaining, budget, epochs_left, augment):
+    def refines(self, *, remaining, budget, epochs_left):
         """Whether the best architecture is refined now: once the last `refine_share` of the
-        budget has come, or when no more than `REFINE_EPOCHS` of its epochs fit
-        (`AUGMENTED_REFINE_EPOCHS` when the search augments: augmented training pays
-        over many epochs), while at least two still fit.
+        budget has come, or when no more than `REFINE_EPOCHS` of its epochs fit, while at
+        least two still fit.
 
         Args:
             remaining: seconds to the deadline, or None without one.
             budget: the search's budget, or None.
             epochs_left: epochs of the best architecture that fit in `remaining`.
-            augment: whether the search augments.
 
         Returns:
             A bool.
@@ -304,8 +300,7 @@ class BudgetSchedule:
         if remaining is None or not budget or self.refine_share <= 0:
             return False
         last_stretch = remaining <= self.refine_share * budget
-        refine_epochs = AUGMENTED_REFINE_EPOCHS if augment else REFINE_EPOCHS
-        return epochs_left >= 2 and (last_stretch or epochs_left <= refine_epochs)
+        return epochs_left >= 2 and (last_stretch or epochs_left <= REFINE_EPOCHS)
 
     def cost_weight(self, typical_epoch, remaining):
         """The exponent `w` on a candidate's relative epoch cost in the acquisition: full
