@@ -355,14 +355,13 @@ class BudgetSchedule:
         Returns:
             A `kerasnas.trials.TrialPlan`.
         """
-        scale = 1.0
         augment = bool(augment)
         if refine:
             seconds = None if remaining is None else max(0.0, remaining)
             ratio = None if augment else self.overfit_ratio
-            return TrialPlan(seconds, None, scale, ratio, augment, deadline=deadline)
+            return TrialPlan(seconds, None, overfit_ratio=ratio, augment=augment, deadline=deadline)
         if remaining is None:
-            return TrialPlan(None, self.patience, scale, augment=augment, deadline=deadline)
+            return TrialPlan(None, self.patience, augment=augment, deadline=deadline)
         remaining = max(0.0, remaining)
         if child:
             share = self.child_seconds(remaining, epoch, overhead, budget)
@@ -376,7 +375,7 @@ class BudgetSchedule:
         patience = self.patience
         if epoch is not None:
             patience = int(min(patience, max(1, (seconds / max(epoch, 1e-9)) // 4)))
-        return TrialPlan(seconds, patience, scale, augment=augment, deadline=deadline)
+        return TrialPlan(seconds, patience, augment=augment, deadline=deadline)
 
     def child_seconds(self, remaining, epoch, overhead, budget=None):
         """A morphism child's run: `child_share` of the budget, at least `CHILD_EPOCHS` of
