@@ -24,7 +24,7 @@ Variants: `keras`, `keras-cosine`, or a base with modifiers joined by `+`
 
 Each run prints one JSON line: the variant, the seed, test accuracy, wall seconds and the
 trials (epochs, validation accuracy, whether augmented). Run it alone on the machine.
-Its figures, and the `full-rate` modifier of its first version (8637895), which found
+Its figures, and the `full-rate` modifier of its first version (1db616f), which found
 that halving the refinement's rate cost up to a point, are in docs/design-notes.md.
 """
 
