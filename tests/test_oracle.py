@@ -411,7 +411,7 @@ def test_without_search_the_first_architecture_is_trained_then_refined_and_nothi
 def test_a_refinement_trains_on_at_the_full_rate_however_long_its_weights_trained(
     epochs, tmp_path, clock
 ):
-    # Half the rate after an epoch cost 0.5-1.2 points at short budgets (docs/design-notes.md).
+    # Half the rate after an epoch cost 0.2-2.4 points at 40E (docs/design-notes.md).
     oracle = make_oracle(tmp_path, search=False, clock=clock)
     oracle.set_deadline(clock() + 1000)
     end_as_trained(oracle, oracle.create_trial("tuner0"), epochs)
