@@ -279,7 +279,15 @@ def metric(trial, name, default=None):
         name: the metric, e.g. `EPOCHS`.
         default: what to return if the trial reported none. Defaults to None.
     """
-    return trial.metrics.get_last_value(name) if trial.metrics.exists(name) else default
+    if not trial.metrics.exists(name):
+        return default
+    # KerasTuner's `get_last_value` averages with numpy, which a long search's proposal
+    # pays tens of thousands of times; one execution's value needs no average.
+    history = trial.metrics.metrics[name].get_history()
+    if not history:
+        return None
+    values = history[-1].value
+    return float(values[0]) if len(values) == 1 else float(sum(values) / len(values))
 
 
 def ranking_key(trial, direction):

@@ -24,6 +24,7 @@ Glossary:
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numpy as np
@@ -142,10 +143,15 @@ def _skip_table(skips):
     return np.array([(s, n, _MERGES[kind]) for s, n, kind in skips], dtype=float).reshape(-1, 3)
 
 
-def _skips_distance(ta, tb):
-    """D_s between two `_skip_table`s."""
-    if not len(ta) or not len(tb):
-        return float(len(ta) + len(tb))
+# Architectures of one search share few skip sets, and each pair costs an assignment.
+@functools.lru_cache(maxsize=2**14)
+def _skips_distance(skips_a, skips_b):
+    """D_s between two `Architecture.skips`."""
+    if not skips_a or not skips_b:
+        return float(len(skips_a) + len(skips_b))
+    if skips_a == skips_b:
+        return 0.0
+    ta, tb = _skip_table(skips_a), _skip_table(skips_b)
     a, b = ta[:, None, :], tb[None, :, :]
     scale = np.maximum(a[..., 0], b[..., 0]) + np.maximum(a[..., 1], b[..., 1])
     diff = np.abs(a[..., 0] - b[..., 0]) + np.abs(a[..., 1] - b[..., 1])
@@ -169,9 +175,7 @@ def edit_distances(rows, cols):
     cols = [c if isinstance(c, Architecture) else describe(c) for c in cols]
     if not rows or not cols:
         return np.zeros((len(rows), len(cols)))
-    row_skips = [_skip_table(r.skips) for r in rows]
-    col_skips = [_skip_table(c.skips) for c in cols]
-    skips = np.array([[_skips_distance(r, c) for c in col_skips] for r in row_skips])
+    skips = np.array([[_skips_distance(r.skips, c.skips) for c in cols] for r in rows])
     return _layers_distances(rows, cols) + SKIP_WEIGHT * skips
 
 

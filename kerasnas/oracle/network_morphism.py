@@ -242,7 +242,8 @@ class NetworkMorphismOracle(DurableOracle):
         self.width = None  # first-stage filters of the sized initial architectures, once chosen
         self.augment = None  # whether every trial trains on augmented images, once decided
         self.probe = None  # see `set_probe`: timings taken before the first trial
-        self._graphs = {}  # trial id -> (Graph, its description for the edit distance)
+        self._graphs = {}  # trial id -> (Graph, its description for the edit distance, key)
+        self._efforts = {}  # completed trial id -> epochs behind its weights (they never change)
         self._costs = measurements.CostModel(self.trial_graph)
         self._edit = EditDistances(lambda trial_id: self._graphs[trial_id][1])
 
@@ -277,8 +278,16 @@ class NetworkMorphismOracle(DurableOracle):
         """
         if trial.trial_id not in self._graphs:
             graph = trials.graph_of(trial)
-            self._graphs[trial.trial_id] = (graph, describe(graph))
+            self._graphs[trial.trial_id] = (graph, describe(graph), graph.architecture_key())
         return self._graphs[trial.trial_id][0]
+
+    def _tried(self):
+        """The architecture keys of every trial that carries one (trained or planned)."""
+        keys = set()
+        for trial in self._with_architecture():
+            self.trial_graph(trial)
+            keys.add(self._graphs[trial.trial_id][2])
+        return keys
 
     def get_best_trials(self, num_trials=1):
         """The best trials by `kerasnas.trials.ranking_key` (a tie goes to the lower
@@ -328,7 +337,7 @@ class NetworkMorphismOracle(DurableOracle):
             self.overhead_seconds() if scored else 0.0,
         ):
             return {"status": _Status.STOPPED, "values": None}
-        tried = {self.trial_graph(t).architecture_key() for t in self._with_architecture()}
+        tried = self._tried()
         for index, graph in enumerate(self._initial_candidates()):
             starts = self.schedule.starts_initial(index, self._epochs_left(graph))
             if graph.architecture_key() not in tried and starts:
@@ -457,7 +466,13 @@ class NetworkMorphismOracle(DurableOracle):
         Args:
             trial_id: the trial's id.
         """
-        return measurements.effort(self.trials, trial_id)
+        if trial_id in self._efforts:
+            return self._efforts[trial_id]
+        found = measurements.effort(self.trials, trial_id)
+        trial = self.trials.get(trial_id)
+        if trial is not None and trial.status == _Status.COMPLETED:
+            self._efforts[trial_id] = found
+        return found
 
     def _epochs_left(self, graph):
         """How many epochs of `graph` fit in the time left (inf without a deadline or timings)."""
@@ -499,7 +514,7 @@ class NetworkMorphismOracle(DurableOracle):
         """The first architecture's width (`BudgetSchedule.first_width`); on a resume
         without the search state, the width the trials were sized to."""
         candidates = {width: self._default_graphs(width) for width in FIRST_WIDTHS}
-        tried = {self.trial_graph(t).architecture_key() for t in self._with_architecture()}
+        tried = self._tried()
         for width, graphs in candidates.items():
             if any(g.architecture_key() in tried for g in graphs):
                 return width
