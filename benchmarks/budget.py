@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/budget.py [--budgets 3E,5E,15E,40E]
-        [--systems kerasnas,kerasnas-nosearch,cnn] [--seeds 1,2,3]
+        [--systems kerasnas,kerasnas-nosearch,kerasnas-random,cnn] [--seeds 1,2,3]
         [--dataset mnist|digits|...] [--train-size N] [--e-seconds E]
         [--searcher-args JSON] [--output DIR]
 
@@ -29,6 +29,9 @@ The systems, each run in its own process, one after another:
   first architecture, preprocessing, schedule and finish, no other candidate.
   `--searcher-args` adds to both (e.g. `'{"overfit_ratio": null}'` switches off the
   refinement's augmentation); the rows and the table name what was added.
+- `kerasnas-random`: the same with `searcher_args={"search": "random"}`: everything as
+  kerasnas does, but each morphism child drawn uniformly from a pool of random jumps
+  instead of chosen by the Gaussian process (not run unless named in `--systems`).
 - `cnn`: the plain convnet trained until T, fed as kerasnas feeds its CNNs
   (`kerasnas.pipelines.array_dataset` with the seed: the same images in the same
   reshuffled order every epoch), validated on the held-out images. Its schedule does
@@ -70,7 +73,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import common  # this folder's shared convnet, data, memory and machine description
 import stats  # this folder's paired comparisons
 
-SYSTEMS = ("kerasnas", "kerasnas-nosearch", "cnn")
+SYSTEMS = ("kerasnas", "kerasnas-nosearch", "kerasnas-random", "cnn")
+DEFAULT_SYSTEMS = ("kerasnas", "kerasnas-nosearch", "cnn")
+ABLATIONS = {"kerasnas-nosearch": False, "kerasnas-random": "random"}  # searcher_args' search
 MIN_SECONDS = 30  # under it, a run measures fixed costs, not training
 VALIDATION_SHARE = 0.1
 BATCH_SIZE = 128  # the convnet's, as in `common.fit_convnet`
@@ -321,8 +326,8 @@ def run_system(system, data, seed, time_limit, searcher_args=None):
     workdir = tempfile.mkdtemp(prefix=f"budget_{system}_")
     start = time.time()
     searcher_args = dict(searcher_args or {})
-    if system == "kerasnas-nosearch":
-        searcher_args["search"] = False
+    if system in ABLATIONS:
+        searcher_args["search"] = ABLATIONS[system]
     clf = kerasnas.ImageClassifier(
         directory=workdir, seed=seed, verbose=False, searcher_args=searcher_args
     )
@@ -489,7 +494,7 @@ def main():
         default="5E,15E,40E",
         help="multiples of E (2E, 3E, 40E) or seconds, each at least 30 s",
     )
-    parser.add_argument("--systems", default=",".join(SYSTEMS))
+    parser.add_argument("--systems", default=",".join(DEFAULT_SYSTEMS))
     parser.add_argument("--seeds", default="1,2")
     parser.add_argument("--dataset", default="mnist", choices=common.DATASETS)
     parser.add_argument(

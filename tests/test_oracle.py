@@ -420,9 +420,25 @@ def test_a_refinement_trains_on_at_the_full_rate_however_long_its_weights_traine
     assert trials.plan_of(refinement).learning_rate_scale == 1.0
 
 
-def test_search_must_be_a_bool(tmp_path):
-    with pytest.raises(ValueError, match="search.*True or False"):
+def test_search_must_be_a_bool_or_random(tmp_path):
+    with pytest.raises(ValueError, match='search.*True, False or "random".*no'):
         make_oracle(tmp_path, search="no")
+    with pytest.raises(ValueError, match="pool_size.*random.*Received: pool_size=0"):
+        make_oracle(tmp_path, search="random", pool_size=0)
+
+
+def test_the_random_ablation_grows_children_without_the_gaussian_process(tmp_path, monkeypatch):
+    from kerasnas.oracle import network_morphism
+
+    def refuse(*args):
+        raise AssertionError("the random ablation fitted the Gaussian process")
+
+    monkeypatch.setattr(network_morphism, "fit_gp", refuse)
+    oracle = make_oracle(tmp_path, search="random")
+    done = run(oracle, 8)
+    assert len(done) == 8 and all(trials.parent_of(t) for t in done[3:])
+    keys = {trials.graph_of(t).architecture_key() for t in done}
+    assert len(keys) == 8
 
 
 def test_the_oracle_plans_each_trials_time_patience_and_rate(tmp_path, clock):

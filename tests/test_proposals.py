@@ -102,6 +102,25 @@ def test_a_candidate_that_cannot_finish_an_epoch_in_the_time_left_is_never_propo
     assert values.shape == (1,) and values[0] == -np.inf
 
 
+def test_the_random_ablation_draws_from_the_pool_the_search_scores():
+    search, parents = make_search(1000.0)
+    starts = [((g, i, 0), 0.0) for i, g, _, _ in parents]
+    pool = {g.architecture_key() for g, _, _ in search.pool(starts, np.random.default_rng(4))}
+    search, parents = make_search(1000.0)
+    graph, parent = search.draw(parents, np.random.default_rng(4))
+    assert graph.architecture_key() in pool and parent in {"0", "1"}
+    drawn = set()
+    for seed in range(6):
+        search, parents = make_search(1000.0)
+        drawn.add(search.draw(parents, np.random.default_rng(seed))[0].architecture_key())
+    assert len(drawn) > 1  # not one candidate the acquisition would always pick
+
+
+def test_the_random_ablation_draws_nothing_that_cannot_finish_an_epoch():
+    search, parents = make_search(remaining=5.0)  # epochs take 10 s or more
+    assert search.draw(parents, np.random.default_rng(0)) is None
+
+
 def test_a_candidate_is_at_most_max_morphisms_from_its_parent():
     search, parents = make_search(max_morphisms=1)
     assert search.expand((GRAPHS[0], "0", 1), np.random.default_rng(0)) == []

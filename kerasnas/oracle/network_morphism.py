@@ -91,9 +91,13 @@ class NetworkMorphismOracle(DurableOracle):
             instead of the default ones. Defaults to None: the plain CNN, ResNet- and
             DenseNet-like graphs of `kerasnas.graph.generators.initial_graphs`, the
             CNN's width sized to the machine and the budget.
-        search: whether to grow architectures by morphism. False is the no-search
-            ablation: the first architecture trains, then is refined for the rest of
-            the budget, and nothing else is tried. Defaults to True.
+        search: whether to grow architectures by morphism, and how. True: the
+            Gaussian process chooses each child. False is the no-search ablation:
+            the first architecture trains, then is refined for the rest of the
+            budget, and nothing else is tried. `"random"` is the random-search
+            ablation: everything as with True, but each child is drawn uniformly from
+            `pool_size` random jumps like those the acquisition scores. Defaults to
+            True.
         acquisition: how a candidate is scored: `"ei"` (expected improvement over
             the best score) or `"ucb"` (upper confidence bound, as in Auto-Keras).
             Defaults to `"ei"`.
@@ -226,8 +230,15 @@ class NetworkMorphismOracle(DurableOracle):
             overfit_ratio=check_overfit_ratio(overfit_ratio, self.task),
             augment_epochs=check_augment_epochs(augment_epochs, self.task),
         )
-        if not isinstance(search, bool):
-            raise ValueError(f"Expected `search` to be True or False. Received: search={search!r}")
+        if not isinstance(search, bool) and search != "random":
+            raise ValueError(
+                f'Expected `search` to be True, False or "random". Received: search={search!r}'
+            )
+        if search == "random" and not self.pool_size:
+            raise ValueError(
+                'Expected `pool_size` of at least 1 with search="random": the random '
+                f"children are drawn from that pool. Received: pool_size={pool_size!r}"
+            )
         self.search = search
         if clock is not None and not callable(clock):
             raise ValueError(
@@ -559,6 +570,17 @@ class NetworkMorphismOracle(DurableOracle):
         ids, y = measurements.observations(scored, failed, self.objective.direction)
         parents = [(t.trial_id, self.trial_graph(t), self.effort(t.trial_id)) for t in scored]
         parents = [(*parent, score) for parent, score in zip(parents, y)]  # scored come first
+        settings = dict(
+            schedule=self.schedule,
+            fits=self._fits,
+            tried=tried,
+            max_morphisms=self.max_morphisms,
+            pool_size=self.pool_size,
+            cost=self.cost_model(),
+            remaining=self._remaining(),
+        )
+        if self.search == "random":
+            return CandidateSearch(None, [], [], [], y, **settings).draw(parents, rng)
         ids, y = window(ids, y)  # (n,), at most MAX_OBSERVATIONS
         efforts = np.array([self.effort(i) for i in ids])  # (n,)
         observed = [self._graphs[i][0] for i in ids]
@@ -570,19 +592,13 @@ class NetworkMorphismOracle(DurableOracle):
             [self._graphs[i][1] for i in ids],
             efforts,
             y,
-            schedule=self.schedule,
-            fits=self._fits,
-            tried=tried,
             acquisition=self.acquisition,
             beta=self.beta,
-            max_morphisms=self.max_morphisms,
-            pool_size=self.pool_size,
-            cost=self.cost_model(),
             typical_epoch=measurements.typical_epoch_seconds(scored),
-            remaining=self._remaining(),
             budget=self.budget,
             overhead=self.overhead_seconds(child=True),
             usual_epochs=measurements.usual_child_epochs(scored),
+            **settings,
         )
         return search.propose(parents, rng)
 

@@ -125,7 +125,7 @@ class CandidateSearch:
     """Finds the morphism child with the best acquisition value, for one proposal.
 
     Args:
-        gp: the `GaussianProcess` fitted to the observed trials.
+        gp: the `GaussianProcess` fitted to the observed trials (None for `draw` alone).
         observed: the n observed `Graph`s, in the GP's order.
         described: their descriptions (for `edit_distances`), in the same order.
         efforts: (n,) the epochs behind each observed trial's weights.
@@ -201,6 +201,26 @@ class CandidateSearch:
         candidates.append(anneal(starts, self.expand, self.acquire, rng))
         proposal, value = max(candidates, key=lambda c: c[1])
         return None if proposal is None or not np.isfinite(value) else proposal[:2]
+
+    def draw(self, parents, rng):
+        """A candidate drawn uniformly from a pool like the one `propose` scores: the
+        random-search ablation. No Gaussian process is asked; under a deadline, only a
+        candidate that can finish an epoch in the time left is drawn.
+
+        Args:
+            parents: `(trial id, Graph, effort, maximised score)` of each trained trial.
+            rng: a numpy `Generator`.
+
+        Returns:
+            `(Graph, parent trial id)`, or None when no candidate fits.
+        """
+        pool = self.pool([((g, i, 0), 0.0) for i, g, _, _ in parents], rng)
+        seconds = None if self.cost is None or not pool else self.cost.predict(
+            [g for g, _, _ in pool]
+        )  # fmt: skip
+        if self.remaining is not None and seconds is not None:
+            pool = [item for item, s in zip(pool, seconds) if s < self.remaining]
+        return pool[int(rng.integers(len(pool)))][:2] if pool else None
 
     def pool(self, starts, rng):
         """Random jumps of 1 to `max_morphisms` morphisms from random trained parents."""
