@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import textwrap
@@ -264,3 +265,83 @@ def test_a_search_completes_without_tensorboard(tmp_path):
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.stdout.strip() == "['COMPLETED']", done.stderr[-2000:]
+
+
+def garbage_pixels_png(path, seed=0):
+    """A PNG whose header and chunk checksums are sound (Pillow opens and verifies it) but
+    whose compressed pixels are garbage, which TensorFlow cannot decode."""
+    import io
+    import struct
+    import zlib
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.zeros((8, 8), "uint8")).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    start = png.index(b"IDAT") - 4
+    (length,) = struct.unpack(">I", png[start : start + 4])
+    garbage = np.random.default_rng(seed).bytes(length)
+    chunk = struct.pack(">I", length) + b"IDAT" + garbage
+    chunk += struct.pack(">I", zlib.crc32(b"IDAT" + garbage) & 0xFFFFFFFF)
+    path.write_bytes(png[:start] + chunk + png[start + 12 + length :])
+    with Image.open(path) as image:
+        image.verify()  # the header check of every file passes it
+    return path
+
+
+def streamed_folder_with_garbage_pixels(root):
+    """300 8x8 PNGs in two classes, streamed, the last (past the images read into memory
+    while deciding to stream) a `garbage_pixels_png`."""
+    x, y = quadrant_images(299, 3)
+    for i, (image, label) in enumerate(zip(x, y % 2)):
+        (root / str(label)).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(root / str(label) / f"{i:03d}.png")
+    return garbage_pixels_png(root / "1" / "zz_garbage.png")
+
+
+def test_a_streamed_image_tensorflow_cannot_decode_is_named_before_training(tmp_path, monkeypatch):
+    monkeypatch.setenv("KERASNAS_IN_MEMORY_MB", "0.001")  # about 1 KB: the folder streams
+    bad = streamed_folder_with_garbage_pixels(tmp_path / "images")
+    named = rf"cannot read 1 file\(s\): {bad}.*\(InvalidArgumentError: .*\)\. Remove or replace"
+    lazy = data.from_folder(tmp_path / "images")  # predict's reading: lazy
+    assert lazy.streamed
+    with pytest.raises(ValueError, match=named):
+        with data.naming_undecodable(lazy):  # as predict and evaluate iterate it
+            list(lazy.make_stream().batch(64))
+    clf = kerasnas.ImageClassifier(directory=str(tmp_path / "run"), verbose=False)
+    with pytest.raises(ValueError, match=named):
+        clf.fit(str(tmp_path / "images"), time_limit=60)
+    assert not (tmp_path / "run").exists()  # stopped before anything was written
+
+
+def test_an_image_tensorflow_cannot_decode_is_named_when_read_into_memory(tmp_path):
+    for label in "ab":
+        (tmp_path / "images" / label).mkdir(parents=True)
+        Image.fromarray(np.zeros((8, 8), "uint8")).save(tmp_path / "images" / label / "1.png")
+    bad = garbage_pixels_png(tmp_path / "images" / "a" / "garbage.png")
+    with pytest.raises(ValueError, match=rf"cannot read 1 file\(s\): {bad} \(Invalid"):
+        data.from_folder(tmp_path / "images")
+
+
+@pytest.mark.parametrize(
+    "env, where",
+    [
+        ({"KERAS_BACKEND": "jax"}, "the environment variable KERAS_BACKEND selects the 'jax'"),
+        ({"KERAS_BACKEND": "torch"}, "the environment variable KERAS_BACKEND selects the 'torch'"),
+        ({"KERAS_HOME": "{home}"}, r"the Keras configuration file .*keras\.json selects the 'jax'"),
+    ],
+)
+def test_another_keras_backend_gets_one_clear_error_at_import(env, where, tmp_path, monkeypatch):
+    from kerasnas.testing import frameworks_imported_by
+
+    (tmp_path / "keras.json").write_text('{"backend": "jax"}')
+    monkeypatch.delenv("KERAS_BACKEND", raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value.format(home=tmp_path))
+    with pytest.raises(RuntimeError) as info:
+        frameworks_imported_by("kerasnas")  # a fresh interpreter
+    error = info.value.args[0].strip().splitlines()
+    assert error[-1].startswith("ImportError: kerasnas runs on Keras' TensorFlow backend")
+    assert sum(line.startswith("ImportError") for line in error) == 1
+    assert re.search(where, error[-1]) and "KERAS_BACKEND=tensorflow" in error[-1]
+    monkeypatch.setenv("KERAS_BACKEND", "tensorflow")  # overrides the file, as in Keras
+    assert frameworks_imported_by("kerasnas") == []  # and imports no framework yet

@@ -19,7 +19,11 @@ class (its name is the label), images found in it and below it, files ending
 in .bmp, .gif, .jpeg, .jpg or .png (any case). For prediction a folder of
 images without class subfolders works as well. Every file's header is read
 first (Pillow), so that a corrupt or unreadable image stops with one error
-that names it, before anything trains. The size and colour policy for a
+that names it, before anything trains; a header can be sound over garbage
+pixels, so what Keras will train on is also decoded once by TensorFlow (a folder
+read into memory is; a streamed one gets a pass that keeps nothing,
+`check_decodable`), and `predict` names such a file when it meets one
+(`naming_undecodable`). The size and colour policy for a
 folder: images are read at `resize_shape` if given, else at the most common
 (height, width) in the folder (ties: the larger), resized with bilinear
 interpolation; in colour (3 channels, alpha dropped) if any image is in
@@ -29,6 +33,7 @@ colour, else in grayscale (1 channel); as uint8.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import os
 
@@ -161,12 +166,81 @@ def scan_images(files, name="x"):
         sizes.append((height, width))
         colour = colour or mode not in _GRAY_MODES
     if bad:
-        shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
-        raise ValueError(
-            f"Expected `{name}` to hold readable images; cannot read {len(bad)} file(s): "
-            f"{shown}. Remove or replace them, then call again."
-        )
+        raise ValueError(unreadable_message(name, bad))
     return sizes, colour
+
+
+def unreadable_message(name, bad):
+    """The error for the unreadable files `bad` ("file (reason)" each), five shown at most."""
+    shown = "; ".join(bad[:5]) + (f"; and {len(bad) - 5} more" if len(bad) > 5 else "")
+    return (
+        f"Expected `{name}` to hold readable images; cannot read {len(bad)} file(s): "
+        f"{shown}. Remove or replace them, then call again."
+    )
+
+
+def undecodable(files, size, channels):
+    """The files among `files` whose pixels TensorFlow cannot decode as `folder_stream`
+    does (a header Pillow reads can still hide garbage), each as "file (reason)".
+
+    All files are decoded once, in parallel, and none is kept; the reasons come from
+    decoding the bad ones again, alone.
+    """
+    import tensorflow as tf
+
+    decode = tf.autograph.experimental.do_not_convert(_decode_fn(size, channels))
+    paths = np.asarray([os.fspath(f) for f in files], dtype=str)
+    # A value computed from the pixels, so that no decode can be optimised away.
+    checked = (
+        tf.data.Dataset.from_tensor_slices(paths)
+        .map(
+            lambda path: (path, tf.reduce_max(decode(path))),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=False,
+        )
+        .ignore_errors()
+        .batch(1024)
+    )
+    good = set()
+    for batch, _ in untuned(checked).as_numpy_iterator():
+        good.update(path.decode("utf-8") for path in batch)
+    bad = []
+    for path in paths:
+        if path not in good:
+            try:
+                decode(tf.constant(path))
+                reason = "could not be decoded"
+            except tf.errors.OpError as e:
+                reason = f"{type(e).__name__}: {(e.message or '').splitlines()[0]}"
+            bad.append(f"{path} ({reason})")
+    return bad
+
+
+def check_decodable(data, name="x"):
+    """Decodes every image of a streamed folder once, before anything trains on it.
+
+    Raises:
+        ValueError: naming the files TensorFlow cannot decode (see `undecodable`).
+    """
+    if data.streamed and data.files is not None:
+        bad = undecodable(data.files, *data.folder)
+        if bad:
+            raise ValueError(unreadable_message(name, bad))
+
+
+@contextlib.contextmanager
+def naming_undecodable(data, name="x"):
+    """Turns TensorFlow's error for an image file it cannot decode, met while reading the
+    streamed folder `data`, into a `ValueError` that names the file (see `undecodable`)."""
+    try:
+        yield
+    except Exception as e:
+        if data.files is None or not type(e).__module__.startswith("tensorflow"):
+            raise
+        bad = undecodable(data.files, *data.folder)
+        if not bad:
+            raise
+        raise ValueError(unreadable_message(name, bad)) from None
 
 
 def folder_size(sizes):
@@ -241,7 +315,7 @@ def folder_stream(files, labels, size, channels, shuffle_seed=None):
     return make
 
 
-def from_folder(path, name="x", size=None, channels=None, need_labels=True):
+def from_folder(path, name="x", size=None, channels=None, need_labels=True, decode_all=False):
     """`ImageData` of a folder (see the module docstring for the size and colour policy).
 
     Args:
@@ -250,15 +324,31 @@ def from_folder(path, name="x", size=None, channels=None, need_labels=True):
         size: (height, width) to read the images at. Defaults to None (the policy).
         channels: 1 or 3. Defaults to None (the policy).
         need_labels: whether class subfolders are required. Defaults to True.
+        decode_all: when the folder is streamed, decode every image once now (see
+            `check_decodable`), as reading it into memory does, so that training never
+            meets a file it cannot decode. Defaults to False.
+
+    Raises:
+        ValueError: naming the files that cannot be read (every header is read; every
+            image decoded when in memory or `decode_all`).
     """
     files, labels, _ = list_folder(path, name, need_classes=need_labels)
     sizes, colour = scan_images(files, name)
     size = tuple(size) if size is not None else folder_size(sizes)
     channels = channels or (3 if colour else 1)
     make = folder_stream(files, labels, size, channels)
-    data = _read(make, labels is not None, name=name, source=os.fspath(path), known=labels)
+
+    def explain(error):  # which file TensorFlow could not decode
+        bad = undecodable(files, size, channels)
+        return unreadable_message(name, bad) if bad else None
+
+    data = _read(
+        make, labels is not None, name=name, source=os.fspath(path), known=labels, explain=explain
+    )
     data.files = files
     data.folder = (size, channels)
+    if decode_all:
+        check_decodable(data, name)
     return data
 
 
@@ -358,8 +448,11 @@ def from_dataset(dataset, name="x", labelled=True, resize_shape=None):
     return _read(lambda: elements, labelled, name=name, source=f"`{name}`")
 
 
-def _read(make, labelled, name, source, known=None):
-    """Reads a stream into memory while it fits in `in_memory_bytes()`; else keeps it streamed."""
+def _read(make, labelled, name, source, known=None, explain=None):
+    """Reads a stream into memory while it fits in `in_memory_bytes()`; else keeps it streamed.
+
+    `explain(error)`, if given, says what a TensorFlow error met while reading means (or
+    None to fall back on the error's own text)."""
     limit = in_memory_bytes()
     images, labels, used = [], [], 0
     streamed = False
@@ -375,7 +468,8 @@ def _read(make, labelled, name, source, known=None):
                 break
     except Exception as e:
         if type(e).__module__.startswith("tensorflow"):
-            raise ValueError(_decoding_error(e, name, source)) from None
+            message = explain(e) if explain is not None else None
+            raise ValueError(message or _decoding_error(e, source)) from None
         raise
     if not images:
         raise ValueError(f"Expected `{name}` to hold at least one image; {source} is empty.")
@@ -432,19 +526,9 @@ def _decoded_labels(y):
     return y
 
 
-def _decoding_error(error, name, source):
-    """A one-line message for an image TensorFlow failed to decode, naming the file if it can."""
+def _decoding_error(error, source):
+    """A one-line message for images TensorFlow failed to read."""
     text = str(error).splitlines()[0] if str(error) else type(error).__name__
-    if os.path.isdir(source):
-        from PIL import Image
-
-        files, _, _ = list_folder(source, name, need_classes=False)
-        for file in files:
-            try:
-                with Image.open(file) as image:
-                    image.load()
-            except Exception as e:
-                return f"Cannot read the image file {file} ({type(e).__name__}: {e}); remove it."
     return f"Cannot read the images of {source}: {text}"
 
 

@@ -28,6 +28,7 @@ from kerasnas.arguments import check_int
 from kerasnas.errors import NotFittedError
 from kerasnas.oracle import schedule
 from kerasnas.output import check_verbose, quiet_retracing
+from kerasnas.tasks import data as datalib
 from kerasnas.tasks import ensemble, export, feeds, persistence, reading, run_dir, search
 from kerasnas.tasks import final_fit as final_fitting
 from kerasnas.tasks.inputs import check_resize_shape, check_time_limit, check_validation_split
@@ -194,7 +195,8 @@ class ImageTask:
 
         Everything is checked, and the run directory locked, before the
         estimator changes: a `fit` that raises leaves a fitted estimator as
-        it was.
+        it was (but for Ctrl-C after a trial completed, which leaves the best
+        model so far ready).
 
         Args:
             x: images: numpy (N, H, W) or (N, H, W, C), uint8 or float; a
@@ -230,6 +232,11 @@ class ImageTask:
             RuntimeError: if another process is fitting into the same directory.
             OSError: if the disk is full (the run stays resumable) or the
                 directory cannot be written.
+            KeyboardInterrupt: on Ctrl-C. Once a trial has completed, the best
+                model so far is made ready first, as a finished search would leave
+                it (`predict` works, the run folder names it), and `fit` on the same
+                directory resumes the search; before that, the estimator stays as it
+                was.
         """
         start = time.time()
         time_limit = (
@@ -275,6 +282,8 @@ class ImageTask:
                 with quiet_retracing():  # every trial and ensemble member traces anew
                     return search.run(self, start, time_limit, overwrite, verbose, training,
                                       validation, epochs, batch_size, callbacks)  # fmt: skip
+        except search.SearchInterrupted:
+            raise  # the best model so far is ready: the estimator keeps it
         except BaseException as e:
             self.__dict__.clear()
             self.__dict__.update(before)
@@ -376,9 +385,10 @@ class ImageTask:
             dataset = feeds.stream(
                 data.make_stream, self.preprocessor_, None, batch_size, labelled=False
             )
-            return np.concatenate(
-                [np.asarray(self.model_(images, training=False)) for images in dataset]
-            )
+            with datalib.naming_undecodable(data, name):
+                return np.concatenate(
+                    [np.asarray(self.model_(images, training=False)) for images in dataset]
+                )
         prepared = feeds.prepare(self.preprocessor_, data.images, batch_size=max(batch_size, 256))
         return feeds.predict(self.model_, prepared, batch_size)
 
@@ -394,9 +404,10 @@ class ImageTask:
         encode = feeds.label_encoder_fn(self._targets_config(), self.task)
         dataset = feeds.stream(data.make_stream, self.preprocessor_, encode, batch_size)
         outputs, labels = [], []
-        for images, encoded in dataset:
-            outputs.append(np.asarray(self.model_(images, training=False)))
-            labels.append(np.asarray(encoded))
+        with datalib.naming_undecodable(data, "x"):
+            for images, encoded in dataset:
+                outputs.append(np.asarray(self.model_(images, training=False)))
+                labels.append(np.asarray(encoded))
         return np.concatenate(outputs), np.concatenate(labels)
 
     # ------------------------------------------------------------------ models for users

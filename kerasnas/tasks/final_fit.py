@@ -43,7 +43,7 @@ def run(task, x_train, y_train, x_test, y_test, retrain, time_limit, epochs, bat
     epochs = check_int("epochs", epochs, minimum=1, allow_none=True)
     batch_size = check_int("batch_size", batch_size, minimum=1)
     verbose = check_verbose(task.verbose)
-    train = reading.read_like_fit(task, x_train, y_train, "x_train", labelled=True)
+    train = reading.read_like_fit(task, x_train, y_train, "x_train", labelled=True, decode_all=True)
     encoded = task._encode(train.labels, "y_train")
     per_class = None
     if class_weight is not None:
@@ -59,7 +59,9 @@ def run(task, x_train, y_train, x_test, y_test, retrain, time_limit, epochs, bat
                 "Expected `validation_data` to be a tuple (x_val, y_val). "
                 f"Received: validation_data of type {type(validation_data).__name__}"
             )
-        val = reading.read_like_fit(task, *validation_data, "validation_data", labelled=True)
+        val = reading.read_like_fit(
+            task, *validation_data, "validation_data", labelled=True, decode_all=True
+        )
         val_encoded = task._encode(val.labels, "validation_data")
     elif train.streamed and train.files is None:
         raise ValueError(

@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 
 from kerasnas.errors import NotFittedError
+from kerasnas.tasks import data as datalib
+from kerasnas.tasks import feeds
 from kerasnas.tasks.estimator import ImageTask, register
 from kerasnas.tasks.inputs import LabelEncoder, check_targets
 from kerasnas.tasks.run_dir import METADATA
@@ -35,8 +37,13 @@ class ImageClassifier(ImageTask):
             but the time).
         objective: the metric to maximise, as Keras logs it. Defaults to None
             (`"val_accuracy"`).
-        seed: the random seed; the same seed on the same data proposes the same
-            architectures. Defaults to None.
+        seed: the random seed (the validation split, initial weights, shuffling,
+            proposals). Without a time limit the same seed on the same data gives
+            the same architectures and, on a CPU, the same scores (measured
+            identical to the last bit; TensorFlow promises float tolerance only, so
+            other machines or versions may differ in the last digits). Under a time
+            limit the machine's speed shapes the search too. See the time limit's
+            page, "The same seed, the same search". Defaults to None.
         verbose: 0 silent; 1 a line per trial (best score so far, time left),
             plus Keras' progress bars when the output is a terminal or a
             notebook; 2 also a line per epoch, never a bar. True means 1.
@@ -160,7 +167,7 @@ class ImageClassifier(ImageTask):
         self._check_fitted()
         return self.encoder_.classes_
 
-    def evaluate(self, x, y=None, batch_size=None, return_dict=False):
+    def evaluate(self, x, y=None, batch_size=None, return_dict=False, sample_weight=None):
         """Accuracy on `(x, y)`, or a Dataset or folder of labelled images.
 
         Args:
@@ -170,6 +177,11 @@ class ImageClassifier(ImageTask):
             return_dict: return Keras' `{"loss": ..., "accuracy": ...}`
                 (the loss: mean cross-entropy) instead of the accuracy alone.
                 Defaults to False.
+            sample_weight: a weight >= 0 per image of numpy `x`, as Keras'
+                `evaluate` takes it: the loss is `sum(w * loss) / N` (Keras'
+                reduction) and the accuracy `sum(w * correct) / sum(w)` (Keras'
+                `weighted_metrics`, scikit-learn's `accuracy_score`). Defaults to
+                None (every image weighs 1).
 
         Returns:
             The accuracy as a float (as AutoKeras 0.4's `evaluate`), or a dict.
@@ -177,14 +189,16 @@ class ImageClassifier(ImageTask):
         Raises:
             NotFittedError: if the classifier is not fitted yet.
             ValueError: if the images or labels do not match those `fit` saw (a
-                label it never saw included).
+                label it never saw included), or for a `sample_weight` that is not
+                one number >= 0 per image of numpy `x`, or sums to 0.
         """
+        weights = evaluation_weights(x, sample_weight)
         probabilities, expected = self._labelled_outputs(x, y, batch_size)
-        accuracy = float(np.mean(probabilities.argmax(axis=1) == expected))
+        accuracy = weighted_mean(probabilities.argmax(axis=1) == expected, weights)
         if not return_dict:
             return accuracy
         picked = probabilities[np.arange(len(expected)), expected]
-        loss = float(np.mean(-np.log(np.clip(picked, 1e-7, 1.0))))
+        loss = keras_loss(-np.log(np.clip(picked, 1e-7, 1.0)), weights)
         return {"loss": loss, "accuracy": accuracy}
 
 
@@ -207,8 +221,13 @@ class ImageRegressor(ImageTask):
             but the time).
         objective: the metric to minimise, as Keras logs it. Defaults to None
             (`"val_loss"`).
-        seed: the random seed; the same seed on the same data proposes the same
-            architectures. Defaults to None.
+        seed: the random seed (the validation split, initial weights, shuffling,
+            proposals). Without a time limit the same seed on the same data gives
+            the same architectures and, on a CPU, the same scores (measured
+            identical to the last bit; TensorFlow promises float tolerance only, so
+            other machines or versions may differ in the last digits). Under a time
+            limit the machine's speed shapes the search too. See the time limit's
+            page, "The same seed, the same search". Defaults to None.
         verbose: 0 silent; 1 a line per trial (best score so far, time left),
             plus Keras' progress bars when the output is a terminal or a
             notebook; 2 also a line per epoch, never a bar. True means 1.
@@ -304,7 +323,7 @@ class ImageRegressor(ImageTask):
         out = self._outputs(x, batch_size)
         return out[:, 0] if self.num_targets_ == 1 else out
 
-    def evaluate(self, x, y=None, batch_size=None, return_dict=False):
+    def evaluate(self, x, y=None, batch_size=None, return_dict=False, sample_weight=None):
         """The mean squared error (the loss) on `(x, y)`, or a Dataset or folder.
 
         Args:
@@ -313,19 +332,64 @@ class ImageRegressor(ImageTask):
             batch_size: images per batch. Defaults to None (256).
             return_dict: return Keras' `{"loss": mse, "mae": ...}` instead of the
                 mean squared error alone. Defaults to False.
+            sample_weight: a weight >= 0 per image of numpy `x`, as Keras'
+                `evaluate` takes it: the loss is `sum(w * squared error) / N`
+                (Keras' reduction, not divided by `sum(w)`) and the MAE
+                `sum(w * absolute error) / sum(w)` (Keras' `weighted_metrics`).
+                Defaults to None (every image weighs 1).
 
         Returns:
             The mean squared error as a float, or a dict.
 
         Raises:
             NotFittedError: if the regressor is not fitted yet.
-            ValueError: if the images or targets do not match those `fit` saw.
+            ValueError: if the images or targets do not match those `fit` saw, or
+                for a `sample_weight` that is not one number >= 0 per image of
+                numpy `x`, or sums to 0.
         """
+        weights = evaluation_weights(x, sample_weight)
         outputs, y = self._labelled_outputs(x, y, batch_size)
-        mse = float(np.mean((outputs - y) ** 2))
+        mse = keras_loss(np.mean((outputs - y) ** 2, axis=1), weights)
         if not return_dict:
             return mse
-        return {"loss": mse, "mae": float(np.mean(np.abs(outputs - y)))}
+        return {"loss": mse, "mae": weighted_mean(np.mean(np.abs(outputs - y), axis=1), weights)}
+
+
+def evaluation_weights(x, sample_weight):
+    """`evaluate`'s `sample_weight` checked against the images `x`: (N,) float64, or None.
+
+    Raises:
+        ValueError: for weights with a Dataset or a folder, not one finite number >= 0
+            per image, or summing to 0.
+    """
+    if sample_weight is None:
+        return None
+    if datalib.is_dataset(x) or datalib.is_folder(x):
+        raise ValueError(
+            "Expected `sample_weight` only with numpy images `x` (a Dataset's or a folder's "
+            "order is not yours to align weights with); evaluate it without weights, or "
+            "read its images into numpy arrays first."
+        )
+    weights = feeds.sample_weights(sample_weight, len(x)).astype("float64")
+    if not weights.sum() > 0:
+        raise ValueError(
+            f"Expected `sample_weight` to have a positive sum; got {len(weights)} weights "
+            "summing to 0. Give some image a weight above 0."
+        )
+    return weights
+
+
+def weighted_mean(values, weights):
+    """`sum(w * v) / sum(w)`, the mean of `values` without weights (Keras' weighted metrics)."""
+    values = np.asarray(values, dtype="float64")
+    return float(np.mean(values) if weights is None else np.sum(weights * values) / weights.sum())
+
+
+def keras_loss(losses, weights):
+    """`sum(w * loss) / N`, the mean without weights: Keras' "sum_over_batch_size" reduction
+    over the whole set, which divides by the number of images, not by `sum(w)`."""
+    losses = np.asarray(losses, dtype="float64")
+    return float(np.mean(losses if weights is None else weights * losses))
 
 
 def load(directory):

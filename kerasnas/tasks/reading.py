@@ -21,8 +21,10 @@ from kerasnas.tasks.inputs import check_images, check_lengths, check_resize_shap
 RANGE_RATIO = 8  # predict warns when its images' value range differs from fit's by more
 
 
-def read(task, x, y, name, labelled, size=None, channels=None):
-    """`ImageData` of `x` (numpy, Dataset or folder) and `y`, as `task` reads images."""
+def read(task, x, y, name, labelled, size=None, channels=None, decode_all=False):
+    """`ImageData` of `x` (numpy, Dataset or folder) and `y`, as `task` reads images;
+    `decode_all`: a streamed folder is decoded once first, for what Keras trains on
+    (see `data.from_folder`)."""
     resize_shape = check_resize_shape(task.resize_shape)
     if datalib.is_dataset(x) or datalib.is_folder(x):
         if y is not None:
@@ -33,7 +35,12 @@ def read(task, x, y, name, labelled, size=None, channels=None):
             )
         if datalib.is_folder(x):
             return datalib.from_folder(
-                x, name, size=size or resize_shape, channels=channels, need_labels=labelled
+                x,
+                name,
+                size=size or resize_shape,
+                channels=channels,
+                need_labels=labelled,
+                decode_all=decode_all,
             )
         return datalib.from_dataset(x, name, labelled=labelled, resize_shape=resize_shape)
     if labelled and y is None:
@@ -51,7 +58,7 @@ def read(task, x, y, name, labelled, size=None, channels=None):
     )
 
 
-def read_like_fit(task, x, y, name, labelled):
+def read_like_fit(task, x, y, name, labelled, decode_all=False):
     """`ImageData` of `x` shaped like the images the fitted `task` saw, or a clear
     `ValueError`; warns when their values are scaled unlike those (see `check_range`)."""
     shape = tuple(task.input_shape_)
@@ -63,7 +70,7 @@ def read_like_fit(task, x, y, name, labelled):
                 f"`{name}` looks like one image of shape {tuple(given)} without its batch "
                 f"axis; pass a batch of one: {name}[None] (or np.expand_dims({name}, 0))."
             )
-    data = read(task, x, y, name, labelled, size=full[:2], channels=full[2])
+    data = read(task, x, y, name, labelled, size=full[:2], channels=full[2], decode_all=decode_all)
     if tuple(data.shape) != full:
         got = data.shape if full[-1] != 1 or data.shape[-1] != 1 else data.shape[:2]
         raise ValueError(
@@ -108,7 +115,7 @@ def fit_data(task, x, y, validation_split, validation_data, class_weight, sample
         (`{"encoder_": ...}` or `{"num_targets_": ...}`), `(train, encoded,
         weights, per_class)` and `(val, val_encoded)`.
     """
-    train = read(task, x, y, "x", labelled=True)
+    train = read(task, x, y, "x", labelled=True, decode_all=True)
     if sample_weight is not None and train.streamed:
         raise ValueError(
             "Expected `sample_weight` only with numpy images `x`; for a Dataset or a "
@@ -156,7 +163,14 @@ def validation(task, validation_data, train, targets):
         )
     name = "validation_data" if y_val is None else "validation_data[0]"
     val = read(
-        task, x_val, y_val, name, labelled=True, size=train.shape[:2], channels=train.shape[2]
+        task,
+        x_val,
+        y_val,
+        name,
+        labelled=True,
+        size=train.shape[:2],
+        channels=train.shape[2],
+        decode_all=True,
     )
     if tuple(val.shape) != tuple(train.shape):
         raise ValueError(

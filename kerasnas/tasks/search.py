@@ -16,6 +16,16 @@ from kerasnas.output import say
 from kerasnas.tasks import ensemble, feeds, run_dir
 from kerasnas.tasks.inputs import check_resize_shape
 
+
+class SearchInterrupted(KeyboardInterrupt):
+    """`fit` was interrupted (Ctrl-C), and the best model found so far is ready.
+
+    A `KeyboardInterrupt`, so that a script still stops and `except KeyboardInterrupt`
+    still catches it; the estimator it leaves predicts, evaluates and exports as after a
+    finished search, and a later `fit` on the same directory resumes the search.
+    """
+
+
 DEFAULT_EPOCHS = 100  # most epochs per trial when `fit` is given none
 MAX_BATCH_SIZE, MIN_BATCH_SIZE = 128, 16  # the default batch: N / 20 between the two
 
@@ -105,6 +115,10 @@ def run(task, start, time_limit, overwrite, verbose, training, validation, epoch
 
     Raises:
         RuntimeError: if no trial completed.
+        SearchInterrupted: on Ctrl-C (a `KeyboardInterrupt` during the search or the
+            ensemble's choice) once a trial has completed, after making the best model
+            so far ready and saving it in the run directory; before that, the
+            `KeyboardInterrupt` itself.
     """
     import keras
 
@@ -138,15 +152,21 @@ def run(task, start, time_limit, overwrite, verbose, training, validation, epoch
             f"kerasnas: searching in {task.project_dir} for {left:.0f} s "
             f"({train.count} training images {how}, {val.count} validation images)."
         )
-    tuner.search(
-        *fit_args,
-        validation_data=feeds.keras_validation(validation_feed, batch_size),
-        callbacks=callbacks,
-        verbose=0,
-        **fit_kwargs,
-    )
+    interrupted = None
+    try:
+        tuner.search(
+            *fit_args,
+            validation_data=feeds.keras_validation(validation_feed, batch_size),
+            callbacks=callbacks,
+            verbose=0,
+            **fit_kwargs,
+        )
+    except KeyboardInterrupt as e:  # Ctrl-C: the best model so far is made ready first
+        interrupted = e
     completed = trials.ranked(oracle.trials.values(), oracle.objective.direction)
     if not completed:
+        if interrupted is not None:
+            raise interrupted
         raise RuntimeError(
             f"No trial completed within time_limit={time_limit} s; see the trials in "
             f"{task.project_dir}. Give the search more time."
@@ -157,15 +177,32 @@ def run(task, start, time_limit, overwrite, verbose, training, validation, epoch
     task.best_trial_id_ = best.trial_id
     task.final_weights_ = None
     task.ensemble_ = []
-    scores = ensemble.finish(
-        task,
-        completed[completed.index(best) :],
-        validation_feed,
-        (train.count, val.count),
-        batch_size,
-        start + time_limit,
-    )
+    scores = None
+    if interrupted is None:
+        best_model = task.model_
+        try:
+            scores = ensemble.finish(
+                task,
+                completed[completed.index(best) :],
+                validation_feed,
+                (train.count, val.count),
+                batch_size,
+                start + time_limit,
+            )
+        except KeyboardInterrupt as e:
+            interrupted = e
+            task.model_, task.ensemble_ = best_model, []
     task._save_metadata()
+    if interrupted is not None:
+        message = (
+            f"kerasnas: fit was interrupted; the best model so far, trial "
+            f"{task.best_trial_id_} ({task.objective_name} = {best.score:.4f}), is ready to "
+            "predict, evaluate and export. Call fit again with the same directory to resume "
+            "the search."
+        )
+        if verbose:
+            say(message)
+        raise SearchInterrupted(message) from interrupted
     if verbose:
         line = f"kerasnas: best trial {task.best_trial_id_} with {task.objective_name} = "
         line += f"{best.score:.4f}"
