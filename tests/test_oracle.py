@@ -769,3 +769,32 @@ def test_decisions_in_epochs_do_not_depend_on_the_machine_speed(tmp_path, budget
     assert (here["refine_starts"] is None) == (there["refine_starts"] is None)
     if here["refine_starts"] is not None:
         assert abs(here["refine_starts"] - there["refine_starts"]) <= max(1.0, 0.1 * budget_epochs)
+
+
+def test_same_seed_same_proposals_whatever_the_timings_under_fits_default_budget(tmp_path):
+    """`fit` without a time limit has a day: the cost weight of the acquisition is then about
+    1e-5, so the proposals follow the seed and the scores, not the epoch times measured on a
+    busy or idle machine (here +-30% apart)."""
+    from kerasnas.oracle.schedule import DEFAULT_TIME_LIMIT
+    from kerasnas.testing import FakeClock
+
+    proposals = []
+    for name, timing_seed in (("a", 1), ("b", 2)):
+        clock = FakeClock()
+        oracle = make_oracle(tmp_path / name, clock=clock)
+        oracle.set_deadline(clock() + DEFAULT_TIME_LIMIT)
+        noise = np.random.default_rng(timing_seed)
+        done = []
+        for _ in range(10):
+            trial = oracle.create_trial("tuner0")
+            graph = trials.graph_of(trial)
+            seconds = graph.flops() * 1e-6 * noise.uniform(0.7, 1.3)
+            clock.advance(3 * seconds)
+            oracle.update_trial(
+                trial.trial_id, {"val_accuracy": score(graph), EPOCH_SECONDS: seconds}
+            )
+            trial.status = "COMPLETED"
+            oracle.end_trial(trial)
+            done.append((trials.graph_of(trial).architecture_key(), trials.parent_of(trial)))
+        proposals.append(done)
+    assert proposals[0] == proposals[1]
