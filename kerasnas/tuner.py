@@ -16,7 +16,7 @@ import tensorflow as tf
 from keras_tuner import errors
 from keras_tuner.src import config as keras_tuner_config
 
-from kerasnas import files, pipelines, trials
+from kerasnas import distributed, files, pipelines, trials
 from kerasnas.arguments import check_int, check_number
 from kerasnas.callbacks import (
     EpochLine,
@@ -103,6 +103,12 @@ class MorphismTuner(keras_tuner.Tuner):
             Keras' progress bars when the output is interactive; 2 those lines and
             one line per epoch, no bars (see `kerasnas.output`). Defaults to True.
         clock: the time function. Defaults to None (the oracle's `clock`, else `time.time`).
+        chief_timeout: on a distributed worker, the most seconds a request waits for
+            the chief to answer; then the worker stops with a
+            `kerasnas.distributed.ChiefUnreachableError`. Defaults to 300.
+        worker_grace: on a distributed chief with a deadline, the most seconds it waits
+            past the deadline for trials still out (their workers may be gone) before
+            its `search` returns. Defaults to 30.
         **kwargs: passed on to `keras_tuner.Tuner` (`directory`,
             `project_name`, `overwrite`, `distribution_strategy`).
 
@@ -144,8 +150,12 @@ class MorphismTuner(keras_tuner.Tuner):
         max_model_size=None,
         verbose=True,
         clock=None,
+        chief_timeout=distributed.CHIEF_TIMEOUT,
+        worker_grace=distributed.WORKER_GRACE,
         **kwargs,
     ):
+        self.chief_timeout = check_number("chief_timeout", chief_timeout, low=0, low_open=True)
+        self.worker_grace = check_number("worker_grace", worker_grace, low=0)
         super().__init__(
             oracle,
             hypermodel=None,
@@ -161,6 +171,8 @@ class MorphismTuner(keras_tuner.Tuner):
         self.clock = clock or getattr(oracle, "clock", None) or time.time
         self._trials_started = 0
         self._last_seen_started = -1
+        if distributed.is_worker():
+            distributed.bound_worker(self.oracle, self.chief_timeout)
 
     # ------------------------------------------------------------------ building
 
@@ -304,6 +316,8 @@ class MorphismTuner(keras_tuner.Tuner):
             model = self._build_and_compile(trial, plan)
         except (MemoryError, tf.errors.ResourceExhaustedError) as e:
             raise errors.FailedTrialError(f"Out of memory: {e}") from e
+        except errors.FatalError:
+            raise  # e.g. a worker that lost its chief while asking for the parent
         except Exception as e:
             # The candidate's own fault (a morphism or a layer Keras cannot build):
             # it fails its trial, and the search goes on.
@@ -470,6 +484,10 @@ class MorphismTuner(keras_tuner.Tuner):
         machine: before the first trial, `probe` times the architectures it
         names (`probe_graphs`) on the first batches of the training data.
 
+        On the chief of a distributed search, it then serves the oracle to the
+        workers (`kerasnas.distributed.serve`) and returns once they are done, or
+        `worker_grace` seconds past the deadline at the latest.
+
         Args:
             *fit_args: the training data, as for `keras.Model.fit`.
             **fit_kwargs: as for `keras.Model.fit`, e.g. `validation_data`, and
@@ -485,6 +503,13 @@ class MorphismTuner(keras_tuner.Tuner):
                         oracle.set_probe(graph, *timing)
                     if self.clock() - start > schedule.PROBE_SHARE * (self.deadline - self.clock()):
                         break  # a short budget: one timing must do
+            if distributed.is_chief():
+                # KerasTuner's chief, with an end: it gives up on lost workers.
+                if "verbose" in fit_kwargs:
+                    self.oracle.verbose = fit_kwargs["verbose"]
+                self.save()
+                distributed.serve(self.oracle, worker_grace=self.worker_grace)
+                return None
             return super().search(*fit_args, **fit_kwargs)
 
     def probe(self, graph, x, y=None, batch_size=None, **_):
