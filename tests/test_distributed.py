@@ -211,7 +211,8 @@ def test_workers_stop_when_the_chief_is_killed_and_a_rerun_chief_resumes(tmp_pat
     for worker in workers:
         returncode, output = worker.finish(timeout=timeout + 120)
         waited = time.time() - killed_at
-        print(f"a worker stopped {waited:.1f} s after the chief was killed")
+        print(f"a worker stopped {waited:.1f} s after the chief was killed, saying:")
+        print(output.strip().splitlines()[-1])
         assert returncode != 0
         assert timeout - 1 <= waited <= timeout + 90
         assert output.count("ChiefUnreachableError: The chief at 127.0.0.1") == 1, output
