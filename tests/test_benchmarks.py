@@ -300,3 +300,21 @@ def test_a_snapshot_is_taken_where_a_shorter_run_would_stop_on_a_clock_without_t
     assert found["pauses"] == 2
     assert not found["stopped"]  # the snapshots stop nothing
     assert found["paused"] >= 0.2 and found["lag"] >= 0.2
+
+
+@pytest.mark.slow
+def test_a_long_search_holds_its_file_descriptors_and_threads():
+    """The soak's bounds that do not depend on the machine's speed, on a shorter run."""
+    found = json.loads(
+        in_benchmarks("""
+        import json, tempfile, soak
+        with tempfile.TemporaryDirectory() as directory:
+            records = soak.soak(30, directory, seed=1, images=96)
+        found = {name: (a, b, held) for name, a, b, _, held in soak.verdicts(records)}
+        print(json.dumps({"trials": len(records), **found}))
+    """)
+    )
+    assert found["trials"] == 30
+    for name in ("fds", "threads"):
+        start, end, held = found[name]
+        assert held, f"{name}: {start} at trial 20, {end} at trial 30"
