@@ -57,7 +57,7 @@ def resources():
     return rss, len(os.listdir(fd_dir)), threads
 
 
-def soak(trials, directory, seed=1, images=300):
+def soak(trials, directory, seed=1, images=300, epochs=2):
     """Runs the search; returns one record per trial (dicts, oldest first)."""
     import keras
 
@@ -107,7 +107,7 @@ def soak(trials, directory, seed=1, images=300):
             directory=directory, seed=seed, max_trials=trials, verbose=0,
             max_model_size=4 * first.num_params(), overwrite=True,
         )  # fmt: skip
-        clf.fit(x, y, validation_data=(x_val, y_val), epochs=2, callbacks=[Recorder(record)])
+        clf.fit(x, y, validation_data=(x_val, y_val), epochs=epochs, callbacks=[Recorder(record)])
     finally:
         NetworkMorphismOracle.populate_space = populate_space
     return records
@@ -119,9 +119,9 @@ def at(records, trial):
     return {**upto[-1], "train_seconds": statistics.median(r["train_seconds"] for r in upto)}
 
 
-def verdicts(records):
-    """`[(what, start, end, allowed growth, held)]` from `FROM_TRIAL` to the last trial."""
-    start, end = at(records, FROM_TRIAL), at(records, records[-1]["trial"])
+def verdicts(records, since=FROM_TRIAL):
+    """`[(what, start, end, allowed growth, held)]` from trial `since` to the last one."""
+    start, end = at(records, since), at(records, records[-1]["trial"])
     memory = max(0.10 * start["rss_mb"], 100.0)
     train = 0.20 * start["train_seconds"]
     found = []
