@@ -31,6 +31,8 @@ REFINE = "refine"
 """Hyperparameter value: whether the trial trains its parent's architecture on."""
 PLAN = "plan"
 """Hyperparameter value: how the trial trains, a `TrialPlan` as JSON."""
+REASON = "reason"
+"""Hyperparameter value: why the oracle proposed the trial, one sentence (`oracle.explain`)."""
 
 # Metrics the tuner reports besides the objective.
 TRAIN_SECONDS = "train_seconds"
@@ -122,7 +124,7 @@ class TrialPlan:
         return f"TrialPlan({self.get_config()})"
 
 
-def values(graph, parent_trial_id="", refine=False, plan=None):
+def values(graph, parent_trial_id="", refine=False, plan=None, reason=""):
     """The hyperparameter values of a trial that trains `graph`.
 
     Args:
@@ -130,6 +132,7 @@ def values(graph, parent_trial_id="", refine=False, plan=None):
         parent_trial_id: the trained trial whose weights it starts from. Defaults to `""`.
         refine: whether the trial trains its parent on. Defaults to False.
         plan: its `TrialPlan`. Defaults to None (the tuner's defaults).
+        reason: why the trial is proposed, one sentence. Defaults to `""` (none given).
 
     Returns:
         A dict for `Oracle.populate_space`'s `"values"`.
@@ -137,7 +140,15 @@ def values(graph, parent_trial_id="", refine=False, plan=None):
     found = {ARCHITECTURE: graph.to_json(), PARENT_TRIAL_ID: parent_trial_id, REFINE: refine}
     if plan is not None:
         found[PLAN] = json.dumps(plan.get_config())
+    if reason:
+        found[REASON] = reason
     return found
+
+
+def reason_of(trial):
+    """Why the oracle proposed the trial, or `""` (a run from an older version)."""
+    text = trial.hyperparameters.values.get(REASON)
+    return text if isinstance(text, str) else ""
 
 
 def plan_of(trial):

@@ -591,6 +591,9 @@ class MorphismTuner(keras_tuner.Tuner):
                 f"Trial {trial.trial_id}: {graph.summary()} "
                 f"({graph.num_params():,} params, parent {parent}{self._time_left()})"
             )
+            reason = trials.reason_of(trial)
+            if reason:
+                say(f"  why: {reason}.")
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)

@@ -54,10 +54,14 @@ def test_history_has_a_row_per_trial(fitted_classifier):
         "augmented_after",
         "val_accuracy",
         "status",
+        "reason",
     ):
         assert column in history.columns
     assert history["status"].eq("COMPLETED").all()
     assert history["morphisms"].iloc[3]  # the fourth trial is a morphed child
+    assert history["reason"].iloc[0].startswith("the first architecture")
+    parent = history["parent_trial_id"].iloc[3]
+    assert history["reason"].iloc[3].startswith(f"a child of trial {parent}")
 
 
 @pytest.mark.slow
@@ -88,6 +92,13 @@ def test_load_gives_back_a_fitted_classifier(fitted_classifier):
     assert isinstance(again, kerasnas.ImageClassifier)
     np.testing.assert_allclose(again.predict_proba(x), clf.predict_proba(x), atol=1e-6)
     assert again.predict(x).tolist() == clf.predict(x).tolist()
+    # The search's decisions come back with it: each trial's reason, and the summary.
+    assert again.history["reason"].tolist() == clf.history["reason"].tolist()
+    assert again.search_summary_ == clf.search_summary_
+    summary = clf.search_summary_
+    assert summary["best_trial_id"] == clf.best_trial_id_
+    assert summary["first_trial_id"] == clf.history["trial_id"].iloc[0]
+    assert summary["params"] == clf.model_.count_params() and summary["cpu_seconds_per_image"] > 0
 
 
 def test_predict_before_fit_says_to_fit():

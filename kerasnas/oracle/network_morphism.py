@@ -21,7 +21,7 @@ from kerasnas import trials
 from kerasnas.arguments import check_choice, check_input_shape, check_int, check_number
 from kerasnas.graph import Graph, generators
 from kerasnas.graph.distance import describe
-from kerasnas.oracle import measurements
+from kerasnas.oracle import explain, measurements
 from kerasnas.oracle.durable import DurableOracle
 from kerasnas.oracle.proposals import (
     ACQUISITIONS,
@@ -253,6 +253,7 @@ class NetworkMorphismOracle(DurableOracle):
         self.width = None  # first-stage filters of the sized initial architectures, once chosen
         self.augment = None  # whether every trial trains on augmented images, once decided
         self.probe = None  # see `set_probe`: timings taken before the first trial
+        self._sizing = None  # why the first architecture has its width, once sized
         self._graphs = {}  # trial id -> (Graph, its description for the edit distance, key)
         self._efforts = {}  # completed trial id -> epochs behind its weights (they never change)
         self._costs = measurements.CostModel(self.trial_graph)
@@ -352,7 +353,8 @@ class NetworkMorphismOracle(DurableOracle):
         for index, graph in enumerate(self._initial_candidates()):
             starts = self.schedule.starts_initial(index, self._epochs_left(graph))
             if graph.architecture_key() not in tried and starts:
-                values = trials.values(graph, plan=self.plan(graph))
+                reason = self._initial_reason(index, graph)
+                values = trials.values(graph, plan=self.plan(graph), reason=reason)
                 return {"status": _Status.RUNNING, "values": values}
         if not scored:
             # Nothing to grow from yet: wait for a running trial, or give up.
@@ -368,7 +370,13 @@ class NetworkMorphismOracle(DurableOracle):
         if proposal is None:
             return {"status": _Status.STOPPED, "values": None}
         graph, parent_trial_id = proposal
-        values = trials.values(graph, parent_trial_id, plan=self.plan(graph, child=True))
+        plan = self.plan(graph, child=True)
+        morphisms = len(graph.history) - len(self.trial_graph(self.trials[parent_trial_id]).history)
+        how = "random" if self.search == "random" else self.acquisition
+        reason = explain.child(
+            parent_trial_id, morphisms, how, plan.seconds, self.epoch_seconds(graph)
+        )
+        values = trials.values(graph, parent_trial_id, plan=plan, reason=reason)
         return {"status": _Status.RUNNING, "values": values}
 
     def _ablation(self):
@@ -376,17 +384,18 @@ class NetworkMorphismOracle(DurableOracle):
         if self.ongoing_trials or any(trials.is_refinement(t) for t in self._with_architecture()):
             return {"status": _Status.STOPPED, "values": None}
         best = self.get_best_trials(1)[0]
-        return {"status": _Status.RUNNING, "values": self._refinement_values(best)}
+        reason = explain.ablation(best.trial_id, self._remaining())
+        return {"status": _Status.RUNNING, "values": self._refinement_values(best, reason)}
 
     def _refinement(self):
         """The best trial's values with `refine` once the budget's last stretch has come."""
         if self.deadline is None:
             return None
         best = self.get_best_trials(1)[0]
+        graph = self.trial_graph(best)
+        epochs_left = self._epochs_left(graph)
         refines = self.schedule.refines(
-            remaining=self._remaining(),
-            budget=self.budget,
-            epochs_left=self._epochs_left(self.trial_graph(best)),
+            remaining=self._remaining(), budget=self.budget, epochs_left=epochs_left
         )
         if not refines:
             return None
@@ -395,13 +404,29 @@ class NetworkMorphismOracle(DurableOracle):
         }
         if trials.is_refinement(best) or best.trial_id in refined:
             return None  # refined already: what time is left goes to the search
-        return self._refinement_values(best)
+        epoch = self.epoch_seconds(graph)
+        child_epochs = None
+        if epoch:
+            overhead = self.overhead_seconds(child=True)
+            run = self.schedule.child_seconds(self._remaining(), epoch, overhead, self.budget)
+            child_epochs = float(run) / epoch
+        children = [t for t in self._with_architecture() if trials.parent_of(t)]
+        children = sum(not trials.is_refinement(t) for t in children)
+        reason = explain.refinement(
+            best.trial_id,
+            self._remaining(),
+            epochs_left,
+            child_epochs,
+            children,
+            self.schedule.refine_share,
+        )
+        return self._refinement_values(best, reason)
 
-    def _refinement_values(self, best):
+    def _refinement_values(self, best, reason=""):
         """The values of a trial that trains `best` on, for all the time left."""
         graph = self.trial_graph(best)
         plan = self.plan(graph, refine=True)
-        return trials.values(graph, best.trial_id, refine=True, plan=plan)
+        return trials.values(graph, best.trial_id, refine=True, plan=plan, reason=reason)
 
     # ------------------------------------------------------------------ measurements
 
@@ -533,7 +558,26 @@ class NetworkMorphismOracle(DurableOracle):
         if not widths or self.deadline is None or self.cost_model().coefficients is None:
             return DEFAULT_WIDTH
         epochs = {w: self.epoch_seconds(candidates[w][0]) for w in widths}
-        return self.schedule.first_width(self._room(), epochs)
+        width = self.schedule.first_width(self._room(), epochs)
+        needed = self.schedule.first_epochs(self._room(), epochs[widths[0]])
+        self._sizing = explain.first_architecture(width, self._room(), epochs[width], needed)
+        return width
+
+    def _initial_reason(self, index, graph):
+        """Why the `index`-th initial architecture starts now (see `oracle.explain`)."""
+        if not self._sized or index:
+            reason = explain.another_initial(index, self._epochs_left(graph), not self._sized)
+        else:
+            reason = self._sizing or explain.first_architecture(
+                self.width, self._room(), self.epoch_seconds(graph), None
+            )
+        if index:
+            return reason
+        epoch = self.epoch_seconds(graph)
+        augmentation = explain.augmentation(
+            self.augment, self._room(), epoch, self.schedule.augment_epochs
+        )
+        return f"{reason}; {augmentation}"
 
     def plan(self, graph, refine=False, child=False):
         """The `TrialPlan` of a trial of `graph` starting now (see `BudgetSchedule.plan`).

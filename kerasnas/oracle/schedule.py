@@ -241,12 +241,22 @@ class BudgetSchedule:
             One of the widths (the narrowest when none fits).
         """
         widths = list(epoch_seconds)
-        narrowest = room / epoch_seconds[widths[0]]
-        epochs = max(SIZE_EPOCHS, math.sqrt(max(narrowest, 0.0)))
+        epochs = self.first_epochs(room, epoch_seconds[widths[0]])
         for width in reversed(widths):
             if epochs * epoch_seconds[width] <= room:
                 return width
         return widths[0]
+
+    @staticmethod
+    def first_epochs(room, narrowest_epoch):
+        """How many epochs of the first architecture must fit in `room`:
+        max(SIZE_EPOCHS, sqrt(m)), m being how many of the narrowest's fit.
+
+        Args:
+            room: seconds training can use.
+            narrowest_epoch: seconds of one epoch of the narrowest width.
+        """
+        return max(SIZE_EPOCHS, math.sqrt(max(room / narrowest_epoch, 0.0)))
 
     def augments(self, room, first_epoch):
         """Whether every trial trains on augmented images: when `augment_epochs` epochs of

@@ -493,7 +493,8 @@ class ImageTask:
         from the parent), `refine` (the trial trains its parent on), `architecture`
         (a one-line summary), `params`, `flops`, `epochs`, `train_seconds`,
         `augmented_after` (the epochs trained before augmentation began, empty if
-        it never did), the objective (e.g. `val_accuracy`) and `status`.
+        it never did), the objective (e.g. `val_accuracy`), `status` and `reason`
+        (why the search tried it, one sentence; empty in a run of an older kerasnas).
 
         Raises:
             NotFittedError: if the estimator is not fitted yet.

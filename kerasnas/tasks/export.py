@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 
@@ -52,6 +53,33 @@ def saved_model(task, path):
     return path
 
 
+def cpu_latency(model, repeats=5, within=1.0):
+    """Seconds `model` takes for one image on the CPU: the median of up to `repeats`
+    calls after a first one, and no more calls once `within` seconds have gone.
+
+    Args:
+        model: a `keras.Model` of one input.
+        repeats: most timed calls. Defaults to 5.
+        within: seconds the timing may take after the first call. Defaults to 1.
+
+    Returns:
+        Seconds per image, a float.
+    """
+    import tensorflow as tf
+
+    shape = tuple(d or 1 for d in model.inputs[0].shape[1:])
+    image = np.zeros((1, *shape), dtype=model.inputs[0].dtype)
+    times = []
+    with tf.device("/CPU:0"):
+        model(image, training=False)
+        stop = time.perf_counter() + within
+        while len(times) < repeats and (not times or time.perf_counter() < stop):
+            started = time.perf_counter()
+            model(image, training=False)
+            times.append(time.perf_counter() - started)
+    return float(np.median(times))
+
+
 def history_frame(all_trials, objective):
     """One row per trial (see `ImageClassifier.history`)."""
     import pandas as pd
@@ -79,6 +107,7 @@ def history_frame(all_trials, objective):
                 trials.EPOCHS: round(float(trials.metric(trial, trials.EPOCHS, np.nan)), 2),
                 trials.TRAIN_SECONDS: trials.metric(trial, trials.TRAIN_SECONDS, np.nan),
                 trials.AUGMENTED_AFTER: trials.metric(trial, trials.AUGMENTED_AFTER, np.nan),
+                trials.REASON: trials.reason_of(trial),
             }
         )
         rows.append(row)
@@ -95,6 +124,7 @@ def history_frame(all_trials, objective):
         trials.AUGMENTED_AFTER,
         objective,
         "status",
+        trials.REASON,
     ]
     frame = pd.DataFrame(rows, columns=columns)
     # Whole epochs, or <NA> for a trial that did not augment.

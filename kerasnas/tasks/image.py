@@ -82,6 +82,10 @@ class ImageClassifier(ImageTask):
         input_dtype_: the dtype of the images given to `fit`.
         directory_: the folder of runs (a temporary one when `directory` was None).
         final_test_score_: the score on `final_fit`'s `x_test`, or None.
+        search_summary_: what the search added over its first architecture on
+            validation (`first_score`, `best_score`, `gain`, `children`, with the
+            trial ids), the chosen model's `params` and `cpu_seconds_per_image`;
+            kept in `kerasnas.json`. None for a run of an older kerasnas.
 
     Example:
         ```python
@@ -266,6 +270,10 @@ class ImageRegressor(ImageTask):
         input_dtype_: the dtype of the images given to `fit`.
         directory_: the folder of runs (a temporary one when `directory` was None).
         final_test_score_: the score on `final_fit`'s `x_test`, or None.
+        search_summary_: what the search added over its first architecture on
+            validation (`first_score`, `best_score`, `gain`, `children`, with the
+            trial ids), the chosen model's `params` and `cpu_seconds_per_image`;
+            kept in `kerasnas.json`. None for a run of an older kerasnas.
 
     Example:
         ```python

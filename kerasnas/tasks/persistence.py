@@ -38,6 +38,7 @@ def save(task):
             "final_weights": task.final_weights_,
             "ensemble": list(getattr(task, "ensemble_", None) or []),
             "max_model_size": task.max_model_size,
+            "search_summary": getattr(task, "search_summary_", None),
         },
     )
 
@@ -106,6 +107,8 @@ def restore(task, metadata):
     task.search_started_ = True
     task.best_trial_id_ = metadata["best_trial_id"]
     task.final_weights_ = metadata.get("final_weights")
+    summary = metadata.get("search_summary")  # absent in a run of an older kerasnas
+    task.search_summary_ = summary if isinstance(summary, dict) else None
     best = task.trials_.get(task.best_trial_id_)
     if best is None or not trials.has_architecture(best):
         raise _unreadable(project_dir, best, task.best_trial_id_, "The best trial", fix)

@@ -11,9 +11,9 @@ import os
 import time
 
 from kerasnas import trials
-from kerasnas.oracle import schedule
+from kerasnas.oracle import explain, schedule
 from kerasnas.output import say
-from kerasnas.tasks import ensemble, feeds, run_dir
+from kerasnas.tasks import ensemble, export, feeds, run_dir
 from kerasnas.tasks.inputs import check_resize_shape
 
 
@@ -192,6 +192,11 @@ def run(task, start, time_limit, overwrite, verbose, training, validation, epoch
         except KeyboardInterrupt as e:
             interrupted = e
             task.model_, task.ensemble_ = best_model, []
+    task.search_summary_, why = explain.summary(
+        oracle.trials, oracle.objective.direction, task.objective_name
+    )
+    task.search_summary_["params"] = int(task.model_.count_params())
+    task.search_summary_["cpu_seconds_per_image"] = export.cpu_latency(task.model_)
     task._save_metadata()
     if interrupted is not None:
         message = (
@@ -204,6 +209,7 @@ def run(task, start, time_limit, overwrite, verbose, training, validation, epoch
             say(message)
         raise SearchInterrupted(message) from interrupted
     if verbose:
+        say(f"kerasnas: {why}.")
         line = f"kerasnas: best trial {task.best_trial_id_} with {task.objective_name} = "
         line += f"{best.score:.4f}"
         if task.ensemble_:
@@ -212,5 +218,10 @@ def run(task, start, time_limit, overwrite, verbose, training, validation, epoch
                 f"{ensemble.METRIC[task.task]} {scores[0]:.4f} against {scores[1]:.4f} "
                 f"for trial {task.best_trial_id_} alone"
             )
-        say(f"{line}, after {time.time() - start:.0f} s.")
+        summary = task.search_summary_
+        line += (
+            f"; {summary['params']:,} params, "
+            f"{1000 * summary['cpu_seconds_per_image']:.1f} ms per image on the CPU"
+        )
+        say(f"{line}; after {time.time() - start:.0f} s.")
     return task
