@@ -26,13 +26,11 @@ bounds both waits:
 from __future__ import annotations
 
 import copy
-import datetime
 import json
 import logging
 import os
 import time
 
-import keras_tuner
 from keras_tuner import errors
 from keras_tuner.engine import trial as trial_module
 
@@ -180,7 +178,7 @@ def serve(oracle, worker_grace=WORKER_GRACE, poll=POLL_SECONDS):
     from keras_tuner.src import protos
 
     address = chief_address()
-    forget_ended(oracle)
+    oracle.forget_ended()
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
     servicer = _servicer(oracle)
     protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
@@ -277,13 +275,13 @@ def _servicer(oracle):
             return service.CreateTrialResponse(trial=current.to_proto())
 
         def UpdateTrial(self, request, context):
-            if _ended(self.oracle, request.trial_id):
+            if self.oracle.has_ended(request.trial_id):
                 trial = self.oracle.get_trial(request.trial_id)
                 return service.UpdateTrialResponse(trial=trial.to_proto())
             return super().UpdateTrial(request, context)
 
         def EndTrial(self, request, context):
-            if not take_report(self.oracle, request.trial.trial_id):
+            if not self.oracle.take_report(request.trial.trial_id):
                 return service.EndTrialResponse()
             response = super().EndTrial(request, context)
             # KerasTuner's `end_trial` saves the oracle before it lets the trial go; a
@@ -315,59 +313,3 @@ def with_deadline(trial, deadline):
     trial = copy.deepcopy(trial)
     trial.hyperparameters.values[trials.PLAN] = json.dumps(plan.get_config())
     return trial
-
-
-@keras_tuner.synchronized
-def forget_ended(oracle):
-    """Takes the trials that have ended out of the oracle's retry line.
-
-    A chief started anew puts back in line every trial its file lists as running; the
-    file of a chief that KerasTuner served (or of an older kerasnas) may list the last
-    trial that ended as running still. It is not trained again.
-
-    Args:
-        oracle: the chief's `keras_tuner.Oracle`, reloaded.
-    """
-    ended = set(oracle.end_order)
-    queue = oracle._retry_queue
-    if any(i in ended for i in queue):
-        queue[:] = [i for i in queue if i not in ended]
-        oracle.save()
-
-
-@keras_tuner.synchronized
-def _ended(oracle, trial_id):
-    return trial_id in oracle.end_order
-
-
-@keras_tuner.synchronized
-def take_report(oracle, trial_id):
-    """Whether the chief takes a worker's report that trial `trial_id` has ended.
-
-    A trial that has ended already is not ended again (its report came twice: a worker
-    reported it to a chief that was started anew after taking it). A trial waiting to
-    be run again (a chief started anew put it back in line) leaves the line: its
-    worker finished it after all.
-
-    Args:
-        oracle: the chief's `keras_tuner.Oracle`.
-        trial_id: the reported trial's id.
-
-    Returns:
-        True to end the trial as reported, False to ignore the report.
-    """
-    if trial_id in oracle.end_order:
-        return False
-    queue = oracle._retry_queue
-    if trial_id in queue and trial_id not in {t.trial_id for t in oracle.ongoing_trials.values()}:
-        queue[:] = [i for i in queue if i != trial_id]
-    # KerasTuner's display notes when the search and a trial began after the oracle's
-    # file is saved: a chief started anew may not know them for a trial it did not hand
-    # out, and its `end_trial` would fail on it after recording the trial.
-    display = getattr(oracle, "_display", None)
-    if display is not None:
-        now = datetime.datetime.now()
-        display.search_start = display.search_start or now
-        display.trial_start.setdefault(trial_id, now)
-        display.trial_number.setdefault(trial_id, len(oracle.trials))
-    return True

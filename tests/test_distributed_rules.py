@@ -170,7 +170,7 @@ def test_a_rerun_chief_does_not_hand_out_a_trial_that_ended(tmp_path):
     second = make_oracle(tmp_path, max_trials=3)
     second.reload()
     assert second._retry_queue == [trial.trial_id]  # what KerasTuner alone would retrain
-    distributed.forget_ended(second)
+    second.forget_ended()
     assert second._retry_queue == []
     assert second.create_trial("tuner1").trial_id != trial.trial_id
     state = json.loads((tmp_path / "search" / "oracle.json").read_text())

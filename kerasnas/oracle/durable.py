@@ -9,6 +9,7 @@ is rebuilt from the trial files. It knows nothing of the search itself.
 
 from __future__ import annotations
 
+import datetime
 import logging
 import os
 
@@ -74,6 +75,57 @@ class DurableOracle(keras_tuner.Oracle):
         for trial in self.ongoing_trials.values():
             self._retry_queue.append(trial.trial_id)  # as KerasTuner: run them again
         self.ongoing_trials = {}
+
+    @keras_tuner.synchronized
+    def forget_ended(self):
+        """Takes the trials that have ended out of the retry line (a chief started anew).
+
+        A reloaded oracle puts back in line every trial its file lists as running; the
+        file of a chief that KerasTuner served (or of an older kerasnas) may list the last
+        trial that ended as running still. It is not trained again.
+        """
+        ended = set(self.end_order)
+        queue = self._retry_queue
+        if any(i in ended for i in queue):
+            queue[:] = [i for i in queue if i not in ended]
+            self.save()
+
+    @keras_tuner.synchronized
+    def has_ended(self, trial_id):
+        """Whether trial `trial_id` has ended (completed, failed or stopped)."""
+        return trial_id in self.end_order
+
+    @keras_tuner.synchronized
+    def take_report(self, trial_id):
+        """Whether the chief takes a worker's report that trial `trial_id` has ended.
+
+        A trial that has ended already is not ended again (its report came twice: a worker
+        reported it to a chief that was started anew after taking it). A trial waiting to
+        be run again (a chief started anew put it back in line) leaves the line: its
+        worker finished it after all.
+
+        Args:
+            trial_id: the reported trial's id.
+
+        Returns:
+            True to end the trial as reported, False to ignore the report.
+        """
+        if trial_id in self.end_order:
+            return False
+        queue = self._retry_queue
+        running = {t.trial_id for t in self.ongoing_trials.values()}
+        if trial_id in queue and trial_id not in running:
+            queue[:] = [i for i in queue if i != trial_id]
+        # KerasTuner's display notes when the search and a trial began after the oracle's
+        # file is saved: a chief started anew may not know them for a trial it did not
+        # hand out, and its `end_trial` would fail on it after recording the trial.
+        display = getattr(self, "_display", None)
+        if display is not None:
+            now = datetime.datetime.now()
+            display.search_start = display.search_start or now
+            display.trial_start.setdefault(trial_id, now)
+            display.trial_number.setdefault(trial_id, len(self.trials))
+        return True
 
     def _state_from_trials(self):
         ids = sorted(self.trials)
