@@ -417,11 +417,17 @@ class Graph:
         Raises:
             ValueError: naming what is wrong, if `config` is not such a graph.
         """
+        return cls._from_checked_config(config, max_params, copy.deepcopy)
+
+    @classmethod
+    def _from_checked_config(cls, config, max_params, take):
+        """`from_config`, with `take` applied to the layers and history it keeps (a copy,
+        unless the config is the caller's to give away, freshly parsed)."""
         _check_config(config)
         graph = cls(config["input_shape"], config["num_outputs"], config["task"])
-        graph.layers = copy.deepcopy(config["layers"])
+        graph.layers = take(config["layers"])
         graph.next_id = config["next_id"]
-        graph.history = copy.deepcopy(config["history"])
+        graph.history = take(config["history"])
         graph.invalidate()
         graph.shapes()
         if graph.num_params() > max_params:
@@ -461,7 +467,7 @@ class Graph:
             raise ValueError(
                 f"Expected a JSON object for a Graph. Received: {type(config).__name__}"
             )
-        return cls.from_config(config)
+        return cls._from_checked_config(config, MAX_PARAMS, lambda parsed: parsed)
 
     def architecture_key(self):
         """JSON of the layers alone (no history): equal for equal architectures."""
