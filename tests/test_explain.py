@@ -114,5 +114,21 @@ def test_the_summary_weighs_the_best_against_the_first_architecture(
         assert line.startswith("the search added nothing over the first architecture")
 
 
+def test_a_gain_inside_the_validation_noise_says_so(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock)
+    oracle.set_deadline(clock() + 200, budget=200)
+    first = oracle.create_trial("tuner0")
+    complete(oracle, first, 0.90)
+    child = oracle.create_trial("tuner0")
+    complete(oracle, child, 0.91)
+    _, small = explain.summary(oracle.trials, "max", "val_accuracy", validation_count=100)
+    assert small.endswith(
+        "less than one standard error of a score on 100 validation images (0.0286): "
+        "noise alone could give it"
+    )
+    _, large = explain.summary(oracle.trials, "max", "val_accuracy", validation_count=60_000)
+    assert "noise" not in large
+
+
 def test_the_summary_of_no_completed_trial_is_none(tmp_path):
     assert explain.summary({}, "max", "val_accuracy") == (None, None)

@@ -7,6 +7,8 @@ what the search added over its first architecture. Plain numbers in, text out.
 
 from __future__ import annotations
 
+import math
+
 from kerasnas import trials
 from kerasnas.oracle.schedule import INITIAL_EPOCHS, REFINE_EPOCHS
 
@@ -124,13 +126,16 @@ def ablation(parent_id, remaining):
     return f"no search (search=False): trial {parent_id} trains on {left}"
 
 
-def summary(all_trials, direction, objective):
+def summary(all_trials, direction, objective, validation_count=None):
     """What the search added over its first architecture, on validation.
 
     Args:
         all_trials: `{trial_id: Trial}` of the search.
         direction: `"max"` or `"min"`, the objective's.
         objective: the objective's name, for the sentence.
+        validation_count: how many validation images scored the trials, or None. With
+            an accuracy objective, a gain smaller than one standard error of a score,
+            sqrt(p (1 - p) / n), is said to be one that noise alone could give.
 
     Returns:
         `(record, sentence)`: `record` a dict of plain values (`first_trial_id`,
@@ -177,8 +182,16 @@ def summary(all_trials, direction, objective):
             f"the search added nothing over the first architecture ({tried}): its best "
             f"trial, {best.trial_id}, a child, ties it at {objective} = {best.score:.4f}"
         )
-    return record, (
+    line = (
         f"the search added {record['gain']:+.4f} {objective} over the first architecture "
         f"({family[0].score:.4f} in trial {family[0].trial_id}, {best.score:.4f} in trial "
         f"{best.trial_id}; {tried})"
     )
+    if validation_count and objective.endswith("accuracy") and 0 <= best.score <= 1:
+        error = math.sqrt(best.score * (1 - best.score) / validation_count)
+        if record["gain"] < error:
+            line += (
+                f", less than one standard error of a score on {validation_count:,} "
+                f"validation images ({error:.4f}): noise alone could give it"
+            )
+    return record, line

@@ -193,7 +193,7 @@ def run(task, start, time_limit, overwrite, verbose, training, validation, epoch
             interrupted = e
             task.model_, task.ensemble_ = best_model, []
     task.search_summary_, why = explain.summary(
-        oracle.trials, oracle.objective.direction, task.objective_name
+        oracle.trials, oracle.objective.direction, task.objective_name, val.count
     )
     task.search_summary_["params"] = int(task.model_.count_params())
     task.search_summary_["cpu_seconds_per_image"] = export.cpu_latency(task.model_)
