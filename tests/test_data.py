@@ -209,9 +209,12 @@ def test_a_streamed_dataset_end_to_end_at_verbose_2(tmp_path, monkeypatch, capsy
     assert "\r" not in out and "\x08" not in out
     lines = out.strip().splitlines()
     epochs = int(clf.history["epochs"].iloc[0])
-    assert sum(" epoch " in line for line in lines) == epochs
-    assert len(lines) == 1 + 2 + epochs + 1  # searching, trial start and end, epochs, best
-    assert "streamed" in lines[0] and "best" in lines[-2] and "s left" in lines[-2]
+    assert sum(line.startswith("Trial ") and " epoch " in line for line in lines) == epochs
+    # searching; the trial's start, why and end; its epochs; what the search added, best
+    assert len(lines) == 1 + 3 + epochs + 2
+    assert "streamed" in lines[0] and lines[2].startswith("  why: the first architecture")
+    assert "best" in lines[-3] and "s left" in lines[-3]
+    assert lines[-2].startswith("kerasnas: the search added") and "ms per image" in lines[-1]
     assert clf.predict(val).shape == (60,)
     assert clf.evaluate(val) == pytest.approx(clf.evaluate(x_val, y_val))
     assert clf.evaluate(x_val, y_val) >= 0.6
@@ -247,7 +250,8 @@ def test_balanced_class_weights_raise_the_minority_recall_and_verbose_0_1(tmp_pa
     assert capsys.readouterr().out == ""
     balanced, clf = recall_of_minority("balanced", 1, tmp_path)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 1 + 2 * len(clf.history) + 1 and "\r" not in "".join(lines)
+    # searching; each trial's start, why and end; what the search added, best
+    assert len(lines) == 1 + 3 * len(clf.history) + 2 and "\r" not in "".join(lines)
     assert balanced > plain + 0.1, (plain, balanced)
 
 
