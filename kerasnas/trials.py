@@ -145,6 +145,11 @@ def values(graph, parent_trial_id="", refine=False, plan=None, reason=""):
     return found
 
 
+def is_child(trial):
+    """Whether the trial is a morphism child: grown from a parent, not a refinement of it."""
+    return bool(parent_of(trial)) and not is_refinement(trial)
+
+
 def reason_of(trial):
     """Why the oracle proposed the trial, or `""` (a run from an older version)."""
     text = trial.hyperparameters.values.get(REASON)

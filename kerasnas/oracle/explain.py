@@ -156,9 +156,7 @@ def summary(all_trials, direction, objective, validation_count=None):
         if trials.has_architecture(t) and trials.graph_of(t).architecture_key() == first_key
     ]  # fmt: skip
     best = ranked[0]
-    children = sum(
-        1 for t in ranked if trials.parent_of(t) and not trials.is_refinement(t)
-    )  # fmt: skip
+    children = sum(trials.is_child(t) for t in ranked)
     record = {
         "best_trial_id": best.trial_id,
         "best_score": best.score,

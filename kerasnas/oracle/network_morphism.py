@@ -410,8 +410,7 @@ class NetworkMorphismOracle(DurableOracle):
             overhead = self.overhead_seconds(child=True)
             run = self.schedule.child_seconds(self._remaining(), epoch, overhead, self.budget)
             child_epochs = float(run) / epoch
-        children = [t for t in self._with_architecture() if trials.parent_of(t)]
-        children = sum(not trials.is_refinement(t) for t in children)
+        children = sum(trials.is_child(t) for t in self._with_architecture())
         reason = explain.refinement(
             best.trial_id,
             self._remaining(),
@@ -558,9 +557,10 @@ class NetworkMorphismOracle(DurableOracle):
         if not widths or self.deadline is None or self.cost_model().coefficients is None:
             return DEFAULT_WIDTH
         epochs = {w: self.epoch_seconds(candidates[w][0]) for w in widths}
-        width = self.schedule.first_width(self._room(), epochs)
-        needed = self.schedule.first_epochs(self._room(), epochs[widths[0]])
-        self._sizing = explain.first_architecture(width, self._room(), epochs[width], needed)
+        room = self._room()
+        width = self.schedule.first_width(room, epochs)
+        needed = self.schedule.first_epochs(room, epochs[widths[0]])
+        self._sizing = explain.first_architecture(width, room, epochs[width], needed)
         return width
 
     def _initial_reason(self, index, graph):
