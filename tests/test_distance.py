@@ -111,3 +111,21 @@ def test_separable_convs_are_near_convs():
         layer["inputs"] = ["conv_0" if t.startswith("sepconv") else t for t in layer["inputs"]]
     dense.invalidate()
     assert edit_distance(separable, dense) == pytest.approx(1.0)  # one layer fewer
+
+
+def test_few_skips_are_matched_as_the_assignment_would(monkeypatch):
+    from kerasnas.graph import distance
+
+    rng = np.random.default_rng(5)
+
+    def skips():
+        found = [(int(rng.integers(7)), int(rng.integers(6)), str(rng.choice(["add", "concat"])))
+                 for _ in range(int(rng.integers(1, 5)))]  # fmt: skip
+        return tuple(sorted(found))
+
+    pairs = [(skips(), skips()) for _ in range(300)]
+    by_trying = [distance._skips_distance.__wrapped__(a, b) for a, b in pairs]
+    monkeypatch.setattr(distance, "_FEW_SKIPS", 0)  # every pair by linear_sum_assignment
+    by_assignment = [distance._skips_distance.__wrapped__(a, b) for a, b in pairs]
+    assert by_trying == pytest.approx(by_assignment)
+    assert any(0 < d < 1 for d in by_trying)  # partial matches, not only whole ones

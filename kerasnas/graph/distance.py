@@ -25,6 +25,7 @@ Glossary:
 from __future__ import annotations
 
 import functools
+import itertools
 from typing import NamedTuple
 
 import numpy as np
@@ -143,6 +144,20 @@ def _skip_table(skips):
     return np.array([(s, n, _MERGES[kind]) for s, n, kind in skips], dtype=float).reshape(-1, 3)
 
 
+def _skip_cost(a, b):
+    """The cost of matching skip `a` with skip `b`, each (start, length, kind)."""
+    (start_a, length_a, kind_a), (start_b, length_b, kind_b) = a, b
+    if kind_a != kind_b:
+        return 1.0
+    scale = max(start_a, start_b) + max(length_a, length_b)
+    return (abs(start_a - start_b) + abs(length_a - length_b)) / scale if scale > 0 else 0.0
+
+
+# Up to this many skips a side, every matching is tried (at most 3! = 6), which is
+# far quicker than building the cost matrix for `linear_sum_assignment`.
+_FEW_SKIPS = 3
+
+
 # Architectures of one search share few skip sets, and each pair costs an assignment.
 @functools.lru_cache(maxsize=2**14)
 def _skips_distance(skips_a, skips_b):
@@ -151,14 +166,20 @@ def _skips_distance(skips_a, skips_b):
         return float(len(skips_a) + len(skips_b))
     if skips_a == skips_b:
         return 0.0
-    ta, tb = _skip_table(skips_a), _skip_table(skips_b)
-    a, b = ta[:, None, :], tb[None, :, :]
+    fewer, more = sorted((skips_a, skips_b), key=len)
+    unmatched = len(more) - len(fewer)
+    if len(more) <= _FEW_SKIPS:
+        return unmatched + min(
+            sum(_skip_cost(a, more[j]) for a, j in zip(fewer, chosen))
+            for chosen in itertools.permutations(range(len(more)), len(fewer))
+        )
+    a, b = _skip_table(fewer)[:, None, :], _skip_table(more)[None, :, :]
     scale = np.maximum(a[..., 0], b[..., 0]) + np.maximum(a[..., 1], b[..., 1])
     diff = np.abs(a[..., 0] - b[..., 0]) + np.abs(a[..., 1] - b[..., 1])
     cost = np.where(scale > 0, diff / np.where(scale > 0, scale, 1), 0.0)
-    cost = np.where(a[..., 2] == b[..., 2], cost, 1.0)  # (|sa|, |sb|)
+    cost = np.where(a[..., 2] == b[..., 2], cost, 1.0)  # (|fewer|, |more|)
     rows, cols = linear_sum_assignment(cost)
-    return float(cost[rows, cols].sum()) + abs(len(ta) - len(tb))
+    return float(cost[rows, cols].sum()) + unmatched
 
 
 def edit_distances(rows, cols):
