@@ -3,6 +3,7 @@
 The simulator lives in `kerasnas.testing` (the tests run it small).
 
 Usage: python benchmarks/oracle_synthetic.py [--seeds 5] [--budget 1500] [--timing]
+       python benchmarks/oracle_synthetic.py --scale 50,200,1000 [--repeats 3]
 
 No training: each architecture's score is an analytic function that peaks at a
 certain depth and size (plus noise), and training it "costs" simulated seconds
@@ -29,6 +30,7 @@ from kerasnas.testing import (
     OracleSearch,
     compare,
     cost_seconds,
+    synthetic_oracle,
     true_score,
 )
 
@@ -52,65 +54,26 @@ def proposal_seconds(history_sizes, seed=0):
     return timings
 
 
-def synthetic_oracle(size, directory, seed=0):
-    """An oracle whose history holds `size` completed trials, made without proposing:
-    random morphism chains (1 to 3 steps) from random earlier trials, scored by
-    `true_score` plus noise, timed by `cost_seconds`, as a long search would leave."""
-    import keras_tuner
-    import numpy as np
-    from keras_tuner.engine import trial as trial_module
-
-    from kerasnas import trials
-    from kerasnas.graph import generators, morphism
-    from kerasnas.oracle import NetworkMorphismOracle
-    from kerasnas.testing import CLASSES, SHAPE, FakeClock
-
-    rng = np.random.default_rng(seed)
-    oracle = NetworkMorphismOracle(SHAPE, CLASSES, seed=seed, clock=FakeClock())
-    oracle._set_project_dir(directory, f"synthetic_{size}")
-    made = []
-    for index in range(size):
-        if index < 3:
-            graph, parent = generators.initial_graphs(SHAPE, CLASSES)[index], ""
-        else:
-            parent_index = int(rng.integers(len(made)))
-            graph = made[parent_index]
-            for _ in range(int(rng.integers(1, 4))):
-                graph = morphism.random_morphism(graph, rng)
-            parent = f"{parent_index:04d}"
-        hp = keras_tuner.HyperParameters()
-        for name, value in trials.values(graph, parent).items():
-            hp.Fixed(name, value)
-        trial = trial_module.Trial(hp, trial_id=f"{index:04d}", status="COMPLETED")
-        score = true_score(graph) + rng.normal(0, 0.002)
-        seconds = cost_seconds(graph)
-        metrics = {"val_accuracy": score, trials.EPOCH_SECONDS: seconds, trials.EPOCHS: 1.0}
-        metrics[trials.TRAIN_SECONDS] = seconds + 2.0
-        for name, value in metrics.items():
-            trial.metrics.register(name, direction="max")
-            trial.metrics.update(name, value)
-        trial.score = score
-        oracle.trials[trial.trial_id] = trial
-        made.append(graph)
-    return oracle
-
-
-def proposals_at_scale(sizes, seed=0):
+def proposals_at_scale(sizes, seed=0, repeats=3):
     """`{size: (first s, next s, traced MB, GP points, cached distances)}`: one proposal
     from a fresh synthetic state (every distance computed anew, as after a resume),
-    another after it (the caches warm), and the memory the state and the proposal hold."""
+    another after it (the caches warm), each the median of `repeats` fresh states, and
+    the memory the state and the proposal hold."""
     import tracemalloc
 
     found = {}
     with tempfile.TemporaryDirectory() as directory:
         for size in sizes:
-            oracle = synthetic_oracle(size, directory, seed)
-            start = time.perf_counter()
-            oracle.populate_space(f"{size:04d}")
-            first = time.perf_counter() - start
-            start = time.perf_counter()
-            oracle.populate_space(f"{size + 1:04d}")
-            warm = time.perf_counter() - start
+            firsts, warms = [], []
+            for _ in range(repeats):
+                oracle = synthetic_oracle(size, directory, seed)
+                start = time.perf_counter()
+                oracle.populate_space(f"{size:04d}")
+                firsts.append(time.perf_counter() - start)
+                start = time.perf_counter()
+                oracle.populate_space(f"{size + 1:04d}")
+                warms.append(time.perf_counter() - start)
+            first, warm = statistics.median(firsts), statistics.median(warms)
             tracemalloc.start()
             oracle = synthetic_oracle(size, directory, seed)
             oracle.populate_space(f"{size:04d}")
@@ -130,8 +93,10 @@ def main():
         "--scale",
         default=None,
         help="comma-separated history sizes (e.g. 50,200,1000): time one proposal from a "
-        "synthetic state of each, and its memory, instead of the comparison",
+        "synthetic state of each (the median of --repeats), and its memory, instead of "
+        "the comparison",
     )
+    parser.add_argument("--repeats", type=int, default=3, help="fresh states timed per size")
     args = parser.parse_args()
 
     if args.scale:
@@ -139,7 +104,8 @@ def main():
         print("| completed trials | first proposal s | next proposal s | traced MB | GP points "
               "| cached distances |")  # fmt: skip
         print("| --- | --- | --- | --- | --- | --- |")
-        for size, (first, warm, traced, points, pairs) in proposals_at_scale(sizes).items():
+        found = proposals_at_scale(sizes, repeats=args.repeats)
+        for size, (first, warm, traced, points, pairs) in found.items():
             print(f"| {size} | {first:.3f} | {warm:.3f} | {traced:.1f} | {points} | {pairs:,} |")
         return
     results = compare(range(args.seeds), args.budget)

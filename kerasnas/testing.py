@@ -162,6 +162,45 @@ class OracleSearch:
         self.oracle.end_trial(self.trial)
 
 
+def synthetic_oracle(size, directory, seed=0):
+    """An oracle whose history holds `size` completed trials, made without proposing:
+    random morphism chains (1 to 3 steps) from random earlier trials, scored by
+    `true_score` plus noise, timed by `cost_seconds`, as a long search would leave."""
+    import keras_tuner
+    from keras_tuner.engine import trial as trial_module
+
+    from kerasnas.oracle import NetworkMorphismOracle
+
+    rng = np.random.default_rng(seed)
+    oracle = NetworkMorphismOracle(SHAPE, CLASSES, seed=seed, clock=FakeClock())
+    oracle._set_project_dir(directory, f"synthetic_{size}")
+    made = []
+    for index in range(size):
+        if index < 3:
+            graph, parent = generators.initial_graphs(SHAPE, CLASSES)[index], ""
+        else:
+            parent_index = int(rng.integers(len(made)))
+            graph = made[parent_index]
+            for _ in range(int(rng.integers(1, 4))):
+                graph = morphism.random_morphism(graph, rng)
+            parent = f"{parent_index:04d}"
+        hp = keras_tuner.HyperParameters()
+        for name, value in trials.values(graph, parent).items():
+            hp.Fixed(name, value)
+        trial = trial_module.Trial(hp, trial_id=f"{index:04d}", status="COMPLETED")
+        score = true_score(graph) + rng.normal(0, 0.002)
+        seconds = cost_seconds(graph)
+        metrics = {"val_accuracy": score, trials.EPOCH_SECONDS: seconds, trials.EPOCHS: 1.0}
+        metrics[trials.TRAIN_SECONDS] = seconds + 2.0
+        for name, value in metrics.items():
+            trial.metrics.register(name, direction="max")
+            trial.metrics.update(name, value)
+        trial.score = score
+        oracle.trials[trial.trial_id] = trial
+        made.append(graph)
+    return oracle
+
+
 def simulate(searcher, budget, seed):
     """Runs `searcher` until the simulated budget is spent.
 

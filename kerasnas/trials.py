@@ -33,6 +33,9 @@ PLAN = "plan"
 """Hyperparameter value: how the trial trains, a `TrialPlan` as JSON."""
 REASON = "reason"
 """Hyperparameter value: why the oracle proposed the trial, one sentence (`oracle.explain`)."""
+ARCHITECTURE_KEY = "architecture_key"
+"""Hyperparameter value: the architecture's `Graph.architecture_key`, so that the
+architectures tried can be told apart without parsing each."""
 
 # Metrics the tuner reports besides the objective.
 TRAIN_SECONDS = "train_seconds"
@@ -137,7 +140,12 @@ def values(graph, parent_trial_id="", refine=False, plan=None, reason=""):
     Returns:
         A dict for `Oracle.populate_space`'s `"values"`.
     """
-    found = {ARCHITECTURE: graph.to_json(), PARENT_TRIAL_ID: parent_trial_id, REFINE: refine}
+    found = {
+        ARCHITECTURE: graph.to_json(),
+        ARCHITECTURE_KEY: graph.architecture_key(),
+        PARENT_TRIAL_ID: parent_trial_id,
+        REFINE: refine,
+    }
     if plan is not None:
         found[PLAN] = json.dumps(plan.get_config())
     if reason:
@@ -267,6 +275,17 @@ def graph_of(trial):
         ValueError: if its architecture is not one kerasnas builds.
     """
     return Graph.from_json(trial.hyperparameters.values[ARCHITECTURE])
+
+
+def architecture_key_of(trial):
+    """The `Graph.architecture_key` recorded with a trial, or None (a trial of an older
+    kerasnas: parse its architecture with `graph_of`).
+
+    Args:
+        trial: a KerasTuner `Trial`.
+    """
+    key = trial.hyperparameters.values.get(ARCHITECTURE_KEY)
+    return key if isinstance(key, str) and key else None
 
 
 def parent_of(trial):

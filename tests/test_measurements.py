@@ -75,3 +75,12 @@ def test_the_cost_model_is_refitted_only_when_a_timing_comes():
     probe = [{"architecture": GRAPH.to_json(), "epoch_seconds": 12.0, "overhead_seconds": 1.0}]
     model.fitted(searched, probe)
     assert graphs == ["0", "0"]
+
+
+def test_the_cost_model_fits_only_the_latest_timings():
+    parsed = []
+    model = measurements.CostModel(lambda t: parsed.append(t.trial_id) or GRAPH)
+    old = [timed(f"{i:03d}", 300, 2.0, 100.0) for i in range(20)]  # a slower machine
+    recent = [timed(f"{i:03d}", 30, 2.0, 10.0) for i in range(20, 20 + measurements.TIMINGS_KEPT)]
+    assert model.fitted(old + recent).predict(GRAPH) == pytest.approx(10.0, rel=1e-3)
+    assert parsed == [t.trial_id for t in recent]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from kerasnas import trials
-from kerasnas.graph import generators
+from kerasnas.graph import Graph, generators
 from kerasnas.oracle import NetworkMorphismOracle
 from kerasnas.oracle.schedule import (
     AUGMENT_EPOCHS,
@@ -798,3 +798,29 @@ def test_same_seed_same_proposals_whatever_the_timings_under_fits_default_budget
             done.append((trials.graph_of(trial).architecture_key(), trials.parent_of(trial)))
         proposals.append(done)
     assert proposals[0] == proposals[1]
+
+
+@pytest.mark.parametrize("search", [True, "random"])
+def test_a_long_search_parses_only_the_trials_a_proposal_looks_at(tmp_path, monkeypatch, search):
+    from kerasnas.oracle import measurements
+    from kerasnas.oracle.proposals import MAX_OBSERVATIONS, window
+    from kerasnas.testing import synthetic_oracle
+
+    size = MAX_OBSERVATIONS + measurements.TIMINGS_KEPT + 40
+    oracle = synthetic_oracle(size, str(tmp_path))
+    oracle.search = search
+    for trial in list(oracle.trials.values())[:10]:  # trials of an older kerasnas: no key
+        del trial.hyperparameters.values[trials.ARCHITECTURE_KEY]
+    parsed = []
+    graph_of = trials.graph_of
+    monkeypatch.setattr(trials, "graph_of", lambda t: parsed.append(t.trial_id) or graph_of(t))
+
+    found = oracle.populate_space(f"{size:04d}")
+
+    assert found["status"] == "RUNNING"
+    assert len(set(parsed)) <= MAX_OBSERVATIONS + measurements.TIMINGS_KEPT + 10 < size
+    ids, y = measurements.observations(oracle._scored(), [], "max")
+    assert found["values"][trials.PARENT_TRIAL_ID] in window(ids, y)[0]
+    child = Graph.from_json(found["values"][trials.ARCHITECTURE])
+    tried = {trials.graph_of(t).architecture_key() for t in oracle.trials.values()}
+    assert child.architecture_key() not in tried and oracle._tried() == tried

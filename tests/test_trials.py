@@ -24,3 +24,20 @@ def test_a_plan_from_an_older_run_never_augments():
 def test_a_plan_from_a_newer_kerasnas_is_read_without_what_it_adds():
     newer = {**trials.TrialPlan(30.0, 3).get_config(), "label_smoothing": 0.1}
     assert trials.TrialPlan.from_config(newer) == trials.TrialPlan(30.0, 3)
+
+
+def test_a_trial_records_its_architecture_key_and_an_older_one_has_none():
+    import keras_tuner
+    from keras_tuner.engine import trial as trial_module
+
+    from kerasnas.graph import generators
+
+    graph = generators.initial_graphs((8, 8, 1), 3)[0]
+    hp = keras_tuner.HyperParameters()
+    for name, value in trials.values(graph).items():
+        hp.Fixed(name, value)
+    assert trials.architecture_key_of(trial_module.Trial(hp)) == graph.architecture_key()
+    hp.values.pop(trials.ARCHITECTURE_KEY)
+    assert trials.architecture_key_of(trial_module.Trial(hp)) is None
+    hp.values[trials.ARCHITECTURE_KEY] = 7  # a stranger's file: not a key
+    assert trials.architecture_key_of(trial_module.Trial(hp)) is None

@@ -16,6 +16,7 @@ This module never imports TensorFlow; `to_keras` defers to
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 
@@ -470,10 +471,11 @@ class Graph:
         return cls._from_checked_config(config, MAX_PARAMS, lambda parsed: parsed)
 
     def architecture_key(self):
-        """JSON of the layers alone (no history): equal for equal architectures."""
-        return json.dumps(
+        """A digest of the layers alone (no history): equal for equal architectures."""
+        layers = json.dumps(
             [self.input_shape, self.num_outputs, self.task, self.layers], sort_keys=True
         )
+        return hashlib.sha256(layers.encode()).hexdigest()
 
     def __eq__(self, other):
         return isinstance(other, Graph) and self.to_json() == other.to_json()

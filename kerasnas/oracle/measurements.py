@@ -17,6 +17,10 @@ from kerasnas.trials import EPOCH_SECONDS, EPOCHS, TRAIN_SECONDS
 
 COMPLETED = "COMPLETED"  # KerasTuner's `TrialStatus.COMPLETED`
 
+# The cost model is fitted to the timings of at most this many trials, the latest:
+# they describe the machine as it runs now, and the fit parses each one's architecture.
+TIMINGS_KEPT = 50
+
 
 def is_child(trial):
     """Whether `trial` is a morphism child (it has a parent and is not a refinement)."""
@@ -115,13 +119,13 @@ class CostModel:
         self._fitted = (None, EpochCost())  # (the timings it was fitted to, model)
 
     def fitted(self, searched, probe=None):
-        """The `EpochCost` fitted to the timed completed trials among `searched` and to
-        the probe's timings."""
+        """The `EpochCost` fitted to the latest `TIMINGS_KEPT` timed completed trials
+        among `searched` (oldest first) and to the probe's timings."""
         timed = [
             (t, trials.metric(t, EPOCH_SECONDS))
             for t in searched
             if t.status == COMPLETED and t.metrics.exists(EPOCH_SECONDS)
-        ]
+        ][-TIMINGS_KEPT:]
         key = ([(t.trial_id, s) for t, s in timed], len(probe or []))
         if self._fitted[0] != key:
             measured = [(self.graph_of(t), s) for t, s in timed]

@@ -294,11 +294,15 @@ class NetworkMorphismOracle(DurableOracle):
         return self._graphs[trial.trial_id][0]
 
     def _tried(self):
-        """The architecture keys of every trial that carries one (trained or planned)."""
+        """The architecture keys of every trial that carries one (trained or planned),
+        as recorded with each; only a trial of an older kerasnas is parsed for its key."""
         keys = set()
         for trial in self._with_architecture():
-            self.trial_graph(trial)
-            keys.add(self._graphs[trial.trial_id][2])
+            key = trials.architecture_key_of(trial)
+            if key is None:
+                self.trial_graph(trial)
+                key = self._graphs[trial.trial_id][2]
+            keys.add(key)
         return keys
 
     def get_best_trials(self, num_trials=1):
@@ -607,13 +611,23 @@ class NetworkMorphismOracle(DurableOracle):
     # ------------------------------------------------------------------ proposals
 
     def _propose(self, scored, tried, rng):
-        """The next morphism child and its parent's id, or None (see `CandidateSearch`)."""
+        """The next morphism child and its parent's id, or None (see `CandidateSearch`).
+
+        The Gaussian process sees the trials of `proposals.window` (all of them up to
+        `MAX_OBSERVATIONS`; beyond, the best half and the most recent), and children grow
+        from the scored trials among them, by either search: a proposal parses and
+        compares at most that many architectures, however long the search.
+        """
         failed = [t for t in self._with_architecture() if t.status == _Status.FAILED]
-        for t in failed:
-            self.trial_graph(t)  # parsed for the distances
-        ids, y = measurements.observations(scored, failed, self.objective.direction)
-        parents = [(t.trial_id, self.trial_graph(t), self.effort(t.trial_id)) for t in scored]
-        parents = [(*parent, score) for parent, score in zip(parents, y)]  # scored come first
+        ids, y = window(*measurements.observations(scored, failed, self.objective.direction))
+        scores = dict(zip(ids, y))  # at most MAX_OBSERVATIONS
+        parents = [
+            (t.trial_id, self.trial_graph(t), self.effort(t.trial_id), scores[t.trial_id])
+            for t in scored
+            if t.trial_id in scores
+        ]
+        for i in ids:
+            self.trial_graph(self.trials[i])  # parsed for the distances
         settings = dict(
             schedule=self.schedule,
             fits=self._fits,
@@ -625,7 +639,6 @@ class NetworkMorphismOracle(DurableOracle):
         )
         if self.search == "random":
             return CandidateSearch(None, [], [], [], y, **settings).draw(parents, rng)
-        ids, y = window(ids, y)  # (n,), at most MAX_OBSERVATIONS
         efforts = np.array([self.effort(i) for i in ids])  # (n,)
         observed = [self._graphs[i][0] for i in ids]
         features = graph_features(observed)  # (2, n)
