@@ -139,9 +139,11 @@ def _layers_distances(rows, cols):
     return result
 
 
+@functools.lru_cache(maxsize=2**12)
 def _skip_table(skips):
-    """Skips as an array of rows (start, length, kind code), shape (len(skips), 3)."""
-    return np.array([(s, n, _MERGES[kind]) for s, n, kind in skips], dtype=float).reshape(-1, 3)
+    """Skips as an array of columns (start, length, kind code), shape (3, len(skips))."""
+    table = np.array([(s, n, _MERGES[kind]) for s, n, kind in skips], dtype=float)
+    return table.reshape(-1, 3).T
 
 
 def _skip_cost(a, b):
@@ -173,11 +175,11 @@ def _skips_distance(skips_a, skips_b):
             sum(_skip_cost(a, more[j]) for a, j in zip(fewer, chosen))
             for chosen in itertools.permutations(range(len(more)), len(fewer))
         )
-    a, b = _skip_table(fewer)[:, None, :], _skip_table(more)[None, :, :]
-    scale = np.maximum(a[..., 0], b[..., 0]) + np.maximum(a[..., 1], b[..., 1])
-    diff = np.abs(a[..., 0] - b[..., 0]) + np.abs(a[..., 1] - b[..., 1])
-    cost = np.where(scale > 0, diff / np.where(scale > 0, scale, 1), 0.0)
-    cost = np.where(a[..., 2] == b[..., 2], cost, 1.0)  # (|fewer|, |more|)
+    a, b = _skip_table(fewer)[:, :, None], _skip_table(more)[:, None, :]  # (3, F, 1), (3, 1, M)
+    scale = np.maximum(a[0], b[0]) + np.maximum(a[1], b[1])
+    diff = np.abs(a[0] - b[0]) + np.abs(a[1] - b[1])
+    cost = diff / np.maximum(scale, 1)  # a zero scale has a zero diff
+    cost[a[2] != b[2]] = 1.0  # (F, M)
     rows, cols = linear_sum_assignment(cost)
     return float(cost[rows, cols].sum()) + unmatched
 
