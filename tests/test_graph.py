@@ -307,3 +307,14 @@ def test_every_graph_the_search_grows_reads_back():
         for _ in range(40):
             g = morphism.random_morphism(g, rng)
             assert Graph.from_json(g.to_json()) == g
+
+
+def test_a_child_lists_the_morphisms_since_its_parent():
+    rng = np.random.default_rng(0)
+    parent = morphism.random_morphism(generators.cnn((8, 8, 1), 3), rng)
+    child = morphism.random_morphism(morphism.random_morphism(parent, rng), rng)
+    assert child.morphisms_since(parent) == child.history[1:] and len(child.history) == 3
+    assert parent.morphisms_since(parent) == []
+    assert [r["op"] for r in child.morphisms_since(generators.cnn((8, 8, 1), 3))] == [
+        r["op"] for r in child.history
+    ]

@@ -352,6 +352,17 @@ class Graph:
             flops += 3 * self.num_outputs  # softmax
         return params, flops, activations
 
+    def morphisms_since(self, ancestor):
+        """The morphism records applied to this graph since `ancestor`, oldest first.
+
+        Args:
+            ancestor: a `Graph` whose history this one's extends (its parent's).
+
+        Returns:
+            A list of records (dicts with `"op"`), empty for the same history.
+        """
+        return self.history[len(ancestor.history) :]
+
     def depth(self):
         """Number of weighted layers (conv, dense, ...) on the longest path, head included."""
         longest = {INPUT: 0}

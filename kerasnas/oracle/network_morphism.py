@@ -375,7 +375,7 @@ class NetworkMorphismOracle(DurableOracle):
             return {"status": _Status.STOPPED, "values": None}
         graph, parent_trial_id = proposal
         plan = self.plan(graph, child=True)
-        morphisms = len(graph.history) - len(self.trial_graph(self.trials[parent_trial_id]).history)
+        morphisms = len(graph.morphisms_since(self.trial_graph(self.trials[parent_trial_id])))
         how = "random" if self.search == "random" else self.acquisition
         reason = explain.child(
             parent_trial_id, morphisms, how, plan.seconds, self.epoch_seconds(graph)

@@ -93,13 +93,13 @@ def history_frame(all_trials, objective):
             continue
         graph = trials.graph_of(trial)
         parent_id = trials.parent_of(trial)
-        done = 0
+        steps = graph.history
         if parent_id and trials.has_architecture(all_trials.get(parent_id, trial)):
-            done = len(trials.graph_of(all_trials.get(parent_id, trial)).history)
+            steps = graph.morphisms_since(trials.graph_of(all_trials.get(parent_id, trial)))
         row.update(
             {
                 trials.PARENT_TRIAL_ID: parent_id,
-                "morphisms": [r["op"] for r in graph.history[done:]],
+                "morphisms": [r["op"] for r in steps],
                 trials.REFINE: trials.is_refinement(trial),
                 "architecture": graph.summary(),
                 "params": graph.num_params(),
