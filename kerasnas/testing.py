@@ -13,7 +13,6 @@ puts `tests/` on its path.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
 
 import numpy as np
@@ -271,8 +270,8 @@ def replay_search(directory, *, budget=None, scale=1.0, trials_at_most=40, seed=
         **kwargs: passed to `NetworkMorphismOracle`.
 
     Returns:
-        `(decisions, oracle)`: one dict per trial (`trial_id`, `architecture` (a hash of its
-        key),
+        `(decisions, oracle)`: one dict per trial (`trial_id`, `architecture` (the first
+        16 digits of its key, a SHA-256 of its layers),
         `parent`, `refine`, `plan`, `epochs`) and the oracle.
     """
     from kerasnas.oracle import NetworkMorphismOracle
@@ -316,7 +315,7 @@ def replay_search(directory, *, budget=None, scale=1.0, trials_at_most=40, seed=
         decisions.append(
             {
                 "trial_id": trial.trial_id,
-                "architecture": hashlib.sha256(graph.architecture_key().encode()).hexdigest()[:16],
+                "architecture": graph.architecture_key()[:16],
                 "parent": trials.parent_of(trial),
                 "refine": trials.is_refinement(trial),
                 "plan": None if plan is None else plan.get_config(),
