@@ -22,11 +22,6 @@ COMPLETED = "COMPLETED"  # KerasTuner's `TrialStatus.COMPLETED`
 TIMINGS_KEPT = 50
 
 
-def is_child(trial):
-    """Whether `trial` is a morphism child (it has a parent and is not a refinement)."""
-    return bool(trials.parent_of(trial)) and not trials.is_refinement(trial)
-
-
 def observations(scored, failed, direction):
     """What the Gaussian process is fitted to: trial ids and maximised objective values,
     the `scored` trials' own and the `failed` trials' at the worst score.
@@ -65,7 +60,7 @@ def overhead_seconds(searched, probe=None, child=False):
         if t.status == COMPLETED
         and all(t.metrics.exists(m) for m in (TRAIN_SECONDS, EPOCHS, EPOCH_SECONDS))
     ]
-    children = [t for t in timed if is_child(t)]
+    children = [t for t in timed if trials.is_child(t)]
     spent = [
         trials.metric(t, TRAIN_SECONDS) - trials.metric(t, EPOCHS) * trials.metric(t, EPOCH_SECONDS)
         for t in (children if child and children else timed)
@@ -103,7 +98,7 @@ def typical_epoch_seconds(trained):
 def usual_child_epochs(trained):
     """The median epochs the trained children ran (1 before any): without a deadline a
     child trains about as many as the children before it."""
-    epochs = [trials.metric(t, EPOCHS, 0.0) for t in trained if is_child(t)]
+    epochs = [trials.metric(t, EPOCHS, 0.0) for t in trained if trials.is_child(t)]
     return float(np.median(epochs)) if epochs else 1.0
 
 
