@@ -123,6 +123,41 @@ def test_the_shared_convnet_trains_on_small_images_and_predicts_labels():
     assert found["peak"]
 
 
+def test_the_colour_task_paints_each_image_apart_from_its_class_and_the_convnet_reads_it():
+    found = json.loads(
+        in_benchmarks("""
+        import json
+        import numpy as np
+        import common
+        grey = np.zeros((6, 28, 28), dtype="uint8")
+        grey[:, 8:20, 8:20] = 255  # the same square in every image
+        x = common.coloured(grey, seed=3)
+        again = common.coloured(grey, seed=3)
+        model = common.fit_convnet(x, np.arange(6) % 2, [], epochs=1)
+        print(json.dumps({
+            "shape": list(x.shape), "dtype": str(x.dtype),
+            "same": bool((x == again).all()),
+            "inks": len({tuple(image[16, 16]) for image in x}),
+            "backgrounds": len({tuple(image[0, 0]) for image in x}),
+            "ink_of_0": x[0, 16, 16].tolist(),
+            "background_of_0": x[0, 0, 0].tolist(),
+            "input": list(model.input_shape),
+            "scaled": list(common.scaled(x).shape),
+            "side": common.COLOUR_SIDE,
+        }))
+    """)
+    )
+    side = found["side"]
+    assert side > 28  # larger than the grey images it comes from
+    assert found["shape"] == [6, side, side, 3]
+    assert found["dtype"] == "uint8" and found["same"]
+    # One image, one pair of colours: six identical shapes get six colourings.
+    assert found["inks"] == 6 and found["backgrounds"] == 6
+    assert found["ink_of_0"] != found["background_of_0"]
+    assert found["input"] == [None, side, side, 3]
+    assert found["scaled"] == [6, side, side, 3]
+
+
 def test_paired_statistics_on_known_differences():
     found = json.loads(
         in_benchmarks("""
