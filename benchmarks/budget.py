@@ -314,25 +314,36 @@ def run_cnn(data, seed, time_limits, cosine=False):
     return {"runs": [{**r, **extra} for r in [*rows, last]]}
 
 
-def run_system(system, data, seed, time_limit, searcher_args=None):
+def fit_kerasnas(data, seed, time_limit, searcher_args=None, prefix="budget_"):
+    """An `ImageClassifier(seed=seed)` fitted on `seed_data`'s `data` within `time_limit`.
+
+    Returns:
+        `(clf, wall_seconds, test_accuracy)`.
+    """
     import keras
     import numpy as np
 
     import kerasnas
-    from kerasnas import trials
 
     (x_train, y_train), validation, (x_test, y_test) = data
     keras.utils.set_random_seed(seed)
-    workdir = tempfile.mkdtemp(prefix=f"budget_{system}_")
+    clf = kerasnas.ImageClassifier(
+        directory=tempfile.mkdtemp(prefix=prefix), seed=seed, verbose=False,
+        searcher_args=dict(searcher_args or {}),
+    )  # fmt: skip
     start = time.time()
+    clf.fit(x_train, y_train, validation_data=validation, time_limit=time_limit)
+    wall = time.time() - start
+    return clf, wall, float(np.mean(np.asarray(clf.predict(x_test)) == y_test))
+
+
+def run_system(system, data, seed, time_limit, searcher_args=None):
+    from kerasnas import trials
+
     searcher_args = dict(searcher_args or {})
     if system in ABLATIONS:
         searcher_args["search"] = ABLATIONS[system]
-    clf = kerasnas.ImageClassifier(
-        directory=workdir, seed=seed, verbose=False, searcher_args=searcher_args
-    )
-    clf.fit(x_train, y_train, validation_data=validation, time_limit=time_limit)
-    wall = time.time() - start
+    clf, wall, accuracy = fit_kerasnas(data, seed, time_limit, searcher_args, f"budget_{system}_")
     oracle = clf.tuner_.oracle
     done = [t for t in oracle.trials.values() if t.status == "COMPLETED"]
     best = oracle.get_best_trials(1)[0]
@@ -340,7 +351,7 @@ def run_system(system, data, seed, time_limit, searcher_args=None):
     augmented = [trials.metric(t, trials.AUGMENTED_AFTER) for t in done]
     augmented = [a for a in augmented if a is not None]
     return {
-        "test_accuracy": float(np.mean(np.asarray(clf.predict(x_test)) == y_test)),
+        "test_accuracy": accuracy,
         "wall_seconds": round(wall, 1),
         "params": int(clf.model_.count_params()),
         "peak_rss_mb": common.peak_rss_mb(),

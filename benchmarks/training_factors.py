@@ -35,8 +35,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
-import time
 
 import budget
 import common
@@ -75,7 +73,7 @@ def convnet_graph(shape, classes):
     """`common.convnet` as a kerasnas `Graph` (conv 32, pool, conv 64, pool, dropout, head)."""
     from kerasnas.graph import Graph
 
-    graph = Graph((*shape, 1), classes)
+    graph = Graph(tuple(shape) if len(shape) == 3 else (*shape, 1), classes)
     x = graph.add_layer("conv", graph.input, filters=32, kernel_size=3)
     x = graph.add_layer("relu", x)
     x = graph.add_layer("maxpool", x, pool_size=2)
@@ -90,10 +88,6 @@ def convnet_graph(shape, classes):
 
 def run_variant(variant, data, seed, time_limit):
     """One run of `variant` on `budget.seed_data`'s `data`: a dict for the JSON line."""
-    import keras
-    import numpy as np
-
-    import kerasnas
     from kerasnas import trials
 
     base, modifiers = check_variant(variant)
@@ -101,23 +95,16 @@ def run_variant(variant, data, seed, time_limit):
         row = budget.run_cnn(data, seed, [time_limit], cosine=variant == "keras-cosine")
         row = row["runs"][-1]
         return {"test_accuracy": row["test_accuracy"], "wall_seconds": row["wall_seconds"]}
-    (x, y), validation, (x_test, y_test) = data
-    keras.utils.set_random_seed(seed)
+    (x, y), _, _ = data
     args = {}
     for modifier in modifiers:
         args.update(MODIFIERS[modifier])
     if base == "convnet":
         args.update(search=False, initial_graphs=[convnet_graph(x.shape[1:], int(y.max()) + 1)])
-    clf = kerasnas.ImageClassifier(
-        directory=tempfile.mkdtemp(prefix="factors_"), seed=seed, verbose=False,
-        searcher_args=args,
-    )  # fmt: skip
-    start = time.time()
-    clf.fit(x, y, validation_data=validation, time_limit=time_limit)
-    wall = time.time() - start
+    clf, wall, accuracy = budget.fit_kerasnas(data, seed, time_limit, args, "factors_")
     done = sorted(clf.tuner_.oracle.trials.values(), key=lambda t: int(t.trial_id))
     return {
-        "test_accuracy": float(np.mean(np.asarray(clf.predict(x_test)) == y_test)),
+        "test_accuracy": accuracy,
         "wall_seconds": round(wall, 1),
         "trials": [
             {
