@@ -288,6 +288,16 @@ def architecture_key_of(trial):
     return key if isinstance(key, str) and key else None
 
 
+def key_of(trial):
+    """A trial's architecture key: the one recorded with it, else (a trial of an older
+    kerasnas) its parsed graph's.
+
+    Args:
+        trial: a KerasTuner `Trial` that carries an architecture.
+    """
+    return architecture_key_of(trial) or graph_of(trial).architecture_key()
+
+
 def parent_of(trial):
     """The id of the trial whose weights `trial` starts from, or None.
 

@@ -26,7 +26,7 @@ def test_a_plan_from_a_newer_kerasnas_is_read_without_what_it_adds():
     assert trials.TrialPlan.from_config(newer) == trials.TrialPlan(30.0, 3)
 
 
-def test_a_trial_records_its_architecture_key_and_an_older_one_has_none():
+def test_a_trial_records_its_architecture_key_and_an_older_one_is_parsed_for_it():
     import keras_tuner
     from keras_tuner.engine import trial as trial_module
 
@@ -37,7 +37,10 @@ def test_a_trial_records_its_architecture_key_and_an_older_one_has_none():
     for name, value in trials.values(graph).items():
         hp.Fixed(name, value)
     assert trials.architecture_key_of(trial_module.Trial(hp)) == graph.architecture_key()
+    hp.values[trials.ARCHITECTURE_KEY] = "recorded"
+    assert trials.key_of(trial_module.Trial(hp)) == "recorded"  # read, not parsed
     hp.values.pop(trials.ARCHITECTURE_KEY)
     assert trials.architecture_key_of(trial_module.Trial(hp)) is None
+    assert trials.key_of(trial_module.Trial(hp)) == graph.architecture_key()  # parsed
     hp.values[trials.ARCHITECTURE_KEY] = 7  # a stranger's file: not a key
     assert trials.architecture_key_of(trial_module.Trial(hp)) is None

@@ -150,11 +150,8 @@ def summary(all_trials, direction, objective, validation_count=None):
         (t for t in all_trials.values() if trials.has_architecture(t)),
         key=lambda t: int(t.trial_id) if str(t.trial_id).isdigit() else 0,
     )
-    first_key = trials.graph_of(with_graph[0]).architecture_key() if with_graph else None
-    family = [
-        t for t in ranked
-        if trials.has_architecture(t) and trials.graph_of(t).architecture_key() == first_key
-    ]  # fmt: skip
+    first_key = trials.key_of(with_graph[0]) if with_graph else None
+    family = [t for t in ranked if trials.has_architecture(t) and trials.key_of(t) == first_key]
     best = ranked[0]
     children = sum(trials.is_child(t) for t in ranked)
     record = {

@@ -50,7 +50,7 @@ def members(ranked_trials, k):
             break
         if trial.status != "COMPLETED" or not trials.has_architecture(trial):
             continue
-        key = trials.graph_of(trial).architecture_key()
+        key = trials.key_of(trial)
         if key not in seen:
             seen.add(key)
             chosen.append(trial)
