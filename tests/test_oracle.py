@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 
 import keras_tuner
 import numpy as np
@@ -591,6 +592,38 @@ def test_sizing_grows_with_the_budget_and_survives_resume(tmp_path, clock):
     reloaded.reload()
     assert reloaded.width == widths[1] and reloaded.probe == oracle.probe
     assert not reloaded.needs_probe()
+
+
+@pytest.mark.parametrize("budget", [3.0, 3000.0])
+def test_a_first_width_given_holds_whatever_the_timings(tmp_path, clock, budget):
+    oracle = make_oracle(tmp_path, clock=clock, first_width=FIRST_WIDTHS[1])
+    oracle.set_deadline(clock() + budget)
+    assert oracle.needs_probe()  # still timed: the schedule and augmentation read it
+    oracle.set_probe(oracle.probe_graphs()[0], epoch_seconds=0.5, overhead_seconds=0.5)
+    first = oracle.create_trial("tuner0")
+    assert first_width(trials.graph_of(first)) == FIRST_WIDTHS[1]
+    assert trials.reason_of(first).startswith(
+        f"the first architecture, {FIRST_WIDTHS[1]} filters wide, as `first_width` asks"
+    )
+    oracle.save()
+    reloaded = make_oracle(tmp_path, clock=clock, first_width=FIRST_WIDTHS[1])
+    reloaded.reload()
+    assert reloaded.width == FIRST_WIDTHS[1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"first_width": 12}, "Expected `first_width` to be one of 8, 16, 32, 64"),
+        ({"first_width": 32, "initial_graphs": generators.initial_graphs(SHAPE, 3)[:1]},
+         "Expected `first_width` or `initial_graphs`, not both"),
+        ({"first_width": 64, "max_model_size": 20_000},
+         "at 64 filters none has at most 20,000 parameters"),
+    ],
+)  # fmt: skip
+def test_a_first_width_that_cannot_hold_is_refused(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_oracle(tmp_path, **kwargs)
 
 
 def test_without_a_timing_the_first_architecture_has_the_default_width(tmp_path, clock):

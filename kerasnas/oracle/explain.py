@@ -40,6 +40,15 @@ def first_architecture(width, room, epoch, needed):
     )
 
 
+def first_architecture_given(width):
+    """Why the first default architecture has its width, when the user chose it.
+
+    Args:
+        width: its first-stage filters (`first_width`).
+    """
+    return f"the first architecture, {width} filters wide, as `first_width` asks"
+
+
 def augmentation(augment, room, epoch, augment_epochs):
     """Why every trial trains on augmented images, or why not.
 

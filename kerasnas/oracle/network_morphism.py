@@ -91,6 +91,11 @@ class NetworkMorphismOracle(DurableOracle):
             instead of the default ones. Defaults to None: the plain CNN, ResNet- and
             DenseNet-like graphs of `kerasnas.graph.generators.initial_graphs`, the
             CNN's width sized to the machine and the budget.
+        first_width: the first-stage filters of the default initial architectures,
+            one of 8, 16, 32 and 64, instead of the width sized to the machine and
+            the budget, whose timings vary from run to run: two runs of one seed
+            then start from the same architecture. Not with `initial_graphs`.
+            Defaults to None (sized).
         search: whether to grow architectures by morphism, and how. True: the
             Gaussian process chooses each child. False is the no-search ablation:
             the first architecture trains, then is refined for the rest of the
@@ -188,6 +193,7 @@ class NetworkMorphismOracle(DurableOracle):
         max_model_size=None,
         task="classification",
         initial_graphs=None,
+        first_width=None,
         search=True,
         acquisition="ei",
         beta=2.576,
@@ -247,6 +253,22 @@ class NetworkMorphismOracle(DurableOracle):
             )
         self.clock = clock or time.time
         self._sized = initial_graphs is None  # the default ones are sized later
+        if first_width is not None:
+            check_choice("first_width", first_width, FIRST_WIDTHS)
+            if not self._sized:
+                raise ValueError(
+                    "Expected `first_width` or `initial_graphs`, not both: `first_width` "
+                    "sets the width of the default initial architectures, which "
+                    f"`initial_graphs` replaces. Received: first_width={first_width!r}"
+                )
+            first_width = int(first_width)
+            if not self._default_graphs(first_width):
+                raise ValueError(
+                    f"Expected a `first_width` whose architectures fit `max_model_size`: at "
+                    f"{first_width} filters none has at most {max_model_size:,} parameters. "
+                    f"Received: first_width={first_width}; pass a narrower one or None."
+                )
+        self.first_width = first_width
         self.initial_graphs = _initial_graphs(self, initial_graphs, max_model_size)
         self.deadline = None
         self.budget = None
@@ -557,6 +579,9 @@ class NetworkMorphismOracle(DurableOracle):
         for width, graphs in candidates.items():
             if any(g.architecture_key() in tried for g in graphs):
                 return width
+        if self.first_width is not None:
+            self._sizing = explain.first_architecture_given(self.first_width)
+            return self.first_width
         widths = [w for w, graphs in candidates.items() if graphs]
         if not widths or self.deadline is None or self.cost_model().coefficients is None:
             return DEFAULT_WIDTH
