@@ -96,6 +96,11 @@ def labels_of(model):
     return lambda images: model.predict(scaled(images), verbose=0).argmax(axis=1)
 
 
+def with_channels(shape):
+    """An image shape as a model input: (height, width) grey gets its one channel."""
+    return tuple(shape) if len(shape) == 3 else (*shape, 1)
+
+
 def convnet(shape, classes):
     """The classic Keras MNIST convnet: conv 32, pool, conv 64, pool, dropout, dense.
 
@@ -110,7 +115,7 @@ def convnet(shape, classes):
     padding = "valid" if min(shape[:2]) >= 16 else "same"
     return keras.Sequential(
         [
-            keras.Input(tuple(shape) if len(shape) == 3 else (*shape, 1)),
+            keras.Input(with_channels(shape)),
             keras.layers.Conv2D(32, 3, activation="relu", padding=padding),
             keras.layers.MaxPooling2D(),
             keras.layers.Conv2D(64, 3, activation="relu", padding=padding),

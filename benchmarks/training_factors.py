@@ -73,7 +73,7 @@ def convnet_graph(shape, classes):
     """`common.convnet` as a kerasnas `Graph` (conv 32, pool, conv 64, pool, dropout, head)."""
     from kerasnas.graph import Graph
 
-    graph = Graph(tuple(shape) if len(shape) == 3 else (*shape, 1), classes)
+    graph = Graph(common.with_channels(shape), classes)
     x = graph.add_layer("conv", graph.input, filters=32, kernel_size=3)
     x = graph.add_layer("relu", x)
     x = graph.add_layer("maxpool", x, pool_size=2)
