@@ -369,6 +369,18 @@ def ranked(found, direction):
     return sorted(done, key=lambda t: ranking_key(t, direction))
 
 
+def in_order(found):
+    """`found` in the order the trials were created (KerasTuner numbers them from 0).
+
+    Args:
+        found: KerasTuner `Trial`s.
+
+    Returns:
+        A list, ids that are not numbers first, in their given order.
+    """
+    return sorted(found, key=lambda t: int(t.trial_id) if str(t.trial_id).isdigit() else -1)
+
+
 def better(value, tie_loss, best, best_tie_loss, direction):
     """Whether an epoch or trial beats the best so far, by the rule of `ranking_key`.
 

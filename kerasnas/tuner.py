@@ -484,6 +484,9 @@ class MorphismTuner(keras_tuner.Tuner):
         machine: before the first trial, `probe` times the architectures it
         names (`probe_graphs`) on the first batches of the training data.
 
+        With `validation_data` as arrays, it tells the oracle their size
+        (`NetworkMorphismOracle.set_validation_size`) unless told already.
+
         On the chief of a distributed search, it then serves the oracle to the
         workers (`kerasnas.distributed.serve`) and returns once they are done, or
         `worker_grace` seconds past the deadline at the latest.
@@ -495,6 +498,8 @@ class MorphismTuner(keras_tuner.Tuner):
         """
         with quiet_retracing():  # a new model every trial: its retracing is expected
             oracle = self._local_oracle
+            if oracle is not None and oracle.validation_size is None:
+                oracle.set_validation_size(_validation_size(fit_kwargs.get("validation_data")))
             if oracle is not None and oracle.needs_probe():
                 start = self.clock()
                 for graph in oracle.probe_graphs():
@@ -611,6 +616,12 @@ class MorphismTuner(keras_tuner.Tuner):
         if self.deadline is None:
             return ""
         return f", {max(0.0, self.deadline - self.clock()):.0f} s left"
+
+
+def _validation_size(validation_data):
+    """Images in `validation_data` given as arrays, or None (a Dataset does not say)."""
+    first = validation_data[0] if isinstance(validation_data, (tuple, list)) else None
+    return len(first) if isinstance(first, np.ndarray) and len(first) else None
 
 
 def _validation_steps(validation_data, batch_size):

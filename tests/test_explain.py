@@ -48,13 +48,19 @@ def test_a_child_and_a_refinement_give_their_numbers():
         "per second; it trains 45 s, about 0.75 of its epochs"
     )
     assert "drawn at random" in explain.child("0", 1, "random", None, None)
-    line = explain.refinement("0", 70.0, 7.0, 2.1, 0, 0.25)
+    line = explain.refinement("0", 70.0, 7.0, 2.1, 0, 0.25, "few epochs")
     assert line == (
         f"no child: 7 epochs of trial 0 fit ({REFINE_EPOCHS} or fewer go to refining it); "
         "a child would take 2.1 of them. Refining trial 0 for the 70 s left"
     )
     line = explain.refinement("4", 250.0, 25.0, 2.1, 3, 0.25)
     assert line.startswith("no further child after 3: the last 25% of the budget has come")
+    line = explain.refinement("4", 600.0, 60.0, 2.1, 5, 0.25, "no gain", 2, 0.0039)
+    assert line == (
+        "no further child after 5: the last 2 children each beat the best score before them "
+        "by less than one standard error of the validation score (0.0039), which noise alone "
+        "could give. Refining trial 4 for the 600 s left"
+    )
 
 
 def test_a_budget_without_room_for_a_child_says_so(tmp_path, clock):

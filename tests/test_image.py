@@ -62,6 +62,7 @@ def test_history_has_a_row_per_trial(fitted_classifier):
     assert history["reason"].iloc[0].startswith("the first architecture")
     parent = history["parent_trial_id"].iloc[3]
     assert history["reason"].iloc[3].startswith(f"a child of trial {parent}")
+    assert clf.tuner_.oracle.validation_size == 24  # 10% of 240: the noise the search reads
 
 
 @pytest.mark.slow

@@ -84,3 +84,40 @@ def test_the_cost_model_fits_only_the_latest_timings():
     recent = [timed(f"{i:03d}", 30, 2.0, 10.0) for i in range(20, 20 + measurements.TIMINGS_KEPT)]
     assert model.fitted(old + recent).predict(GRAPH) == pytest.approx(10.0, rel=1e-3)
     assert parsed == [t.trial_id for t in recent]
+
+
+def scored(trial_id, score, parent="", refine=False):
+    found = trial(trial_id, parent, refine)
+    found.score = score
+    return found
+
+
+def test_the_error_of_an_accuracy_is_binomial_and_other_objectives_have_none():
+    assert measurements.score_error(0.9, "val_accuracy", 6000) == pytest.approx(0.003873, abs=1e-6)
+    assert measurements.score_error(1.0, "val_accuracy", 100) == 0.0
+    assert measurements.score_error(0.9, "val_loss", 6000) is None
+    assert measurements.score_error(0.9, "val_accuracy", None) is None
+    assert measurements.score_error(1.5, "val_accuracy", 100) is None  # not a proportion
+
+
+def test_children_without_gain_counts_the_latest_children_that_stayed_inside_the_noise():
+    error = lambda best: 0.01  # noqa: E731
+    first = scored("0", 0.90)
+    gained = scored("1", 0.92, parent="0")  # +0.02: beyond one error
+    level = scored("2", 0.925, parent="1")  # +0.005: inside it
+    worse = scored("3", 0.91, parent="1")
+    count = measurements.children_without_gain
+    assert count([first], "max", error) == 0
+    assert count([first, gained], "max", error) == 0
+    assert count([first, gained, level], "max", error) == 1
+    assert count([first, gained, level, worse], "max", error) == 2
+    # The best so far is the bar: after `level`, 0.93 is only 0.005 above it.
+    assert count([first, gained, level, scored("4", 0.93, parent="2")], "max", error) == 2
+    assert count([first, gained, level, scored("4", 0.94, parent="2")], "max", error) == 0
+    # A refinement or another initial architecture neither gains nor stalls; it raises the bar.
+    refined = scored("5", 0.95, parent="1", refine=True)
+    assert count([first, gained, level, worse, refined], "max", error) == 2
+    # Minimised objectives gain downwards; without an error, nothing counts.
+    losses = [scored("0", 0.5), scored("1", 0.3, parent="0"), scored("2", 0.295, parent="1")]
+    assert count(losses, "min", error) == 1
+    assert count([first, gained, level, worse], "max", lambda best: None) == 0

@@ -385,6 +385,48 @@ def test_refinement_waits_for_the_last_stretch_and_can_be_turned_off(tmp_path, c
     assert not trials.is_refinement(off.create_trial("tuner0"))
 
 
+def test_children_that_gain_less_than_the_noise_of_validation_turn_the_search_to_refining(
+    tmp_path, clock
+):
+    level = lambda graph: 0.9  # noqa: E731  every child ties the first architectures
+    oracle = make_oracle(tmp_path / "noisy", clock=clock)
+    oracle.set_deadline(clock() + 900, budget=1000)  # early: no other rule refines
+    oracle.set_validation_size(6000)  # one standard error of 0.9: 0.0039
+    initial = len(oracle.initial_graphs)
+    done = run(oracle, initial + 2, objective=level)
+    assert [trials.is_child(t) for t in done] == [False] * initial + [True, True]
+    refine = oracle.create_trial("tuner0")
+    assert trials.is_refinement(refine)
+    assert "less than one standard error of the validation score (0.0039)" in trials.reason_of(
+        refine
+    )
+    # The same run with a validation size unknown, or the rule off: the search goes on.
+    for name, kwargs, size in [("unknown", {}, None), ("off", {"search_patience": None}, 6000)]:
+        other = make_oracle(tmp_path / name, clock=clock, **kwargs)
+        other.set_deadline(clock() + 900, budget=1000)
+        other.set_validation_size(size)
+        run(other, initial + 2, objective=level)
+        assert trials.is_child(other.create_trial("tuner0"))
+
+
+def test_children_that_gain_beyond_the_noise_keep_the_search_going(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock)
+    oracle.set_deadline(clock() + 900, budget=1000)
+    oracle.set_validation_size(6000)
+    rising = iter(0.80 + 0.01 * i for i in range(100))  # each trial beats the last by 0.01
+    done = run(oracle, len(oracle.initial_graphs) + 4, objective=lambda graph: next(rising))
+    assert sum(trials.is_child(t) for t in done) == 4
+    assert not any(trials.is_refinement(t) for t in done)
+    reloaded = make_oracle(tmp_path, clock=clock)
+    reloaded.reload()
+    assert reloaded.validation_size == 6000
+
+
+def test_the_validation_size_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="validation_size"):
+        make_oracle(tmp_path).set_validation_size(0)
+
+
 @pytest.mark.slow
 def test_beats_random_morphism_search_on_the_synthetic_benchmark():
     """A smaller run of benchmarks/oracle_synthetic.py: same seeds, same simulated budget."""

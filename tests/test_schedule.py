@@ -12,6 +12,7 @@ from kerasnas.oracle.schedule import (
     CHILD_OVERHEADS,
     OVERFIT_RATIO,
     REFINE_EPOCHS,
+    SEARCH_PATIENCE,
     BudgetSchedule,
     check_augment_epochs,
     check_overfit_ratio,
@@ -66,6 +67,24 @@ def test_the_refinement_comes_in_the_last_stretch_or_when_few_epochs_fit():
     assert not plan.refines(remaining=250.0, epochs_left=1.5, **common)  # too late to pay
     assert not plan.refines(remaining=None, epochs_left=2, **common)
     assert not BudgetSchedule(refine_share=0).refines(remaining=10.0, epochs_left=3, **common)
+    assert plan.refines(remaining=250.0, epochs_left=REFINE_EPOCHS, **common) == "few epochs"
+    assert plan.refines(remaining=250.0, epochs_left=50, **common) == "last stretch"
+
+
+def test_the_refinement_comes_early_once_children_in_a_row_gained_nothing():
+    plan = BudgetSchedule(refine_share=0.25)
+    early = {"remaining": 800.0, "budget": 1000.0, "epochs_left": 50}
+    assert plan.search_patience == SEARCH_PATIENCE == 2
+    assert plan.refines(**early, children_without_gain=1) is None
+    assert plan.refines(**early, children_without_gain=2) == "no gain"
+    assert plan.refines(**early, children_without_gain=5) == "no gain"
+    assert plan.refines(**{**early, "epochs_left": 1.5}, children_without_gain=5) is None
+    patient = BudgetSchedule(search_patience=4)
+    assert patient.refines(**early, children_without_gain=3) is None
+    assert BudgetSchedule(search_patience=None).refines(**early, children_without_gain=99) is None
+    assert BudgetSchedule.from_config(patient.get_config()).search_patience == 4
+    with pytest.raises(ValueError, match="search_patience"):
+        BudgetSchedule(search_patience=0)
 
 
 def test_plans_share_the_time_left_and_carry_the_deadline():

@@ -64,6 +64,7 @@ def test_trials_train_save_their_best_weights_and_report_timings(searched):
     best = tuner.get_best_models(1)[0]
     best_graph = trials.graph_of(tuner.oracle.get_best_trials(1)[0])
     assert best.count_params() == best_graph.num_params()
+    assert tuner.oracle.validation_size == 32  # told by `search`, for the noise rule
 
 
 @pytest.mark.slow

@@ -7,9 +7,8 @@ what the search added over its first architecture. Plain numbers in, text out.
 
 from __future__ import annotations
 
-import math
-
 from kerasnas import trials
+from kerasnas.oracle.measurements import score_error
 from kerasnas.oracle.schedule import INITIAL_EPOCHS, REFINE_EPOCHS
 
 
@@ -105,7 +104,17 @@ def child(parent_id, morphisms, how, seconds, epoch):
     return line
 
 
-def refinement(parent_id, remaining, epochs_left, child_epochs, children, refine_share):
+def refinement(
+    parent_id,
+    remaining,
+    epochs_left,
+    child_epochs,
+    children,
+    refine_share,
+    cause="last stretch",
+    stalled=0,
+    error=None,
+):
     """Why the best trial is refined now, and no further child tried.
 
     Args:
@@ -115,14 +124,24 @@ def refinement(parent_id, remaining, epochs_left, child_epochs, children, refine
         child_epochs: of those, how many a child's run would take, or None untimed.
         children: how many children were tried before.
         refine_share: `BudgetSchedule.refine_share`.
+        cause: what `BudgetSchedule.refines` returned. Defaults to `"last stretch"`.
+        stalled: the children in a row that gained less than one standard error.
+            Defaults to 0.
+        error: that standard error, on the score's scale. Defaults to None.
     """
-    if epochs_left <= REFINE_EPOCHS:
+    if cause == "few epochs":
         why = (
             f"{_number(epochs_left)} epochs of trial {parent_id} fit ({REFINE_EPOCHS} or fewer "
             "go to refining it)"
         )
         if child_epochs is not None:
             why += f"; a child would take {_number(child_epochs)} of them"
+    elif cause == "no gain":
+        why = (
+            f"the last {stalled} children each beat the best score before them by less "
+            f"than one standard error of the validation score ({error:.4f}), which noise "
+            "alone could give"
+        )
     else:
         why = f"the last {refine_share:.0%} of the budget has come"
     head = "no child" if not children else f"no further child after {children}"
@@ -155,10 +174,7 @@ def summary(all_trials, direction, objective, validation_count=None):
     ranked = trials.ranked(all_trials.values(), direction)
     if not ranked:
         return None, None
-    with_graph = sorted(
-        (t for t in all_trials.values() if trials.has_architecture(t)),
-        key=lambda t: int(t.trial_id) if str(t.trial_id).isdigit() else 0,
-    )
+    with_graph = trials.in_order(t for t in all_trials.values() if trials.has_architecture(t))
     first_key = trials.key_of(with_graph[0]) if with_graph else None
     family = [t for t in ranked if trials.has_architecture(t) and trials.key_of(t) == first_key]
     best = ranked[0]
@@ -191,8 +207,8 @@ def summary(all_trials, direction, objective, validation_count=None):
         f"({family[0].score:.4f} in trial {family[0].trial_id}, {best.score:.4f} in trial "
         f"{best.trial_id}; {tried})"
     )
-    if validation_count and objective.endswith("accuracy") and 0 <= best.score <= 1:
-        error = math.sqrt(best.score * (1 - best.score) / validation_count)
+    error = score_error(best.score, objective, validation_count)
+    if error is not None:
         if record["gain"] < error:
             line += (
                 f", less than one standard error of a score on {validation_count:,} "

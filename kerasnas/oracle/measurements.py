@@ -8,6 +8,8 @@ only: a trial here is anything with KerasTuner's `Trial` attributes (`trial_id`,
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from kerasnas import trials
@@ -38,6 +40,52 @@ def observations(scored, failed, direction):
     y = [sign * t.score for t in scored]
     y += [min(y)] * len(failed)
     return [t.trial_id for t in scored] + [t.trial_id for t in failed], np.array(y)
+
+
+def score_error(score, objective, validation_size):
+    """One standard error of an accuracy measured on `validation_size` images,
+    sqrt(p (1 - p) / n): how far two scores may lie apart by the draw of the images alone.
+
+    Args:
+        score: the accuracy p, from 0 to 1.
+        objective: the objective's name; only one ending in `accuracy` has this error.
+        validation_size: how many images scored it, or None when unknown.
+
+    Returns:
+        The error on the score's scale, or None when it is not an accuracy or the
+        size is unknown.
+    """
+    if not validation_size or not str(objective).endswith("accuracy"):
+        return None
+    if score is None or not 0 <= score <= 1:
+        return None
+    return math.sqrt(score * (1 - score) / validation_size)
+
+
+def children_without_gain(in_order, direction, error_of):
+    """How many of the latest morphism children, one after the other, did not beat the
+    best score before them by one standard error.
+
+    Args:
+        in_order: the completed trials with a finite score, oldest first.
+        direction: the objective's, `"max"` or `"min"`.
+        error_of: a function from a score to its standard error (see `score_error`),
+            or to None when there is none: then no child counts.
+
+    Returns:
+        An int: 0 after a child that gained, and before any child.
+    """
+    sign = 1.0 if direction == "max" else -1.0
+    best, streak = None, 0
+    for trial in in_order:
+        score = sign * trial.score
+        if trials.is_child(trial) and best is not None:
+            error = error_of(sign * best)
+            if error is None:
+                return 0
+            streak = 0 if score > best + error else streak + 1
+        best = score if best is None else max(best, score)
+    return streak
 
 
 def overhead_seconds(searched, probe=None, child=False):

@@ -35,6 +35,7 @@ from kerasnas.oracle.proposals import (
 from kerasnas.oracle.schedule import (
     DEFAULT_WIDTH,
     FIRST_WIDTHS,
+    SEARCH_PATIENCE,
     BudgetSchedule,
     check_augment_epochs,
     check_overfit_ratio,
@@ -68,7 +69,10 @@ class NetworkMorphismOracle(DurableOracle):
        scale and augmentation (a `kerasnas.trials.TrialPlan`), from the deadline
        (`set_deadline`) and the epoch times measured so far.
     5. Finishes by refining the best architecture: in the last `refine_share` of the
-       budget, it trains on from its best weights for all the time left.
+       budget, or earlier once `search_patience` children in a row did not beat the
+       best score before them by one standard error of the validation accuracy (what
+       the draw of the validation images alone could give), it trains on from its
+       best weights for all the time left.
 
     `kerasnas.ImageClassifier` and `kerasnas.ImageRegressor` build it from their own
     arguments and pass `searcher_args` on as keyword arguments: every argument below
@@ -125,6 +129,12 @@ class NetworkMorphismOracle(DurableOracle):
             before. Defaults to 10.
         patience: the most `EarlyStopping` patience a trial gets, in epochs; a trial
             with room for few epochs gets less, a refinement none. Defaults to 3.
+        search_patience: under a time limit, the search turns to refining its best
+            architecture once this many morphism children in a row did not beat the
+            best score before them by one standard error of the validation accuracy,
+            sqrt(p (1 - p) / n) for n validation images (`set_validation_size`; with
+            another objective, or n unknown, the rule is off). None never. Defaults
+            to 2.
         overfit_ratio: the refinement (and `final_fit`) switches to augmented images
             (random shifts and zooms) after the first epoch whose validation loss
             exceeds this many times its training loss, if that comes in its first
@@ -204,6 +214,7 @@ class NetworkMorphismOracle(DurableOracle):
         child_share=0.04,
         cost_horizon=10,
         patience=3,
+        search_patience=SEARCH_PATIENCE,
         overfit_ratio="auto",
         augment_epochs="auto",
         max_consecutive_failed_trials=20,
@@ -233,6 +244,7 @@ class NetworkMorphismOracle(DurableOracle):
             child_share=child_share,
             cost_horizon=cost_horizon,
             patience=patience,
+            search_patience=search_patience,
             overfit_ratio=check_overfit_ratio(overfit_ratio, self.task),
             augment_epochs=check_augment_epochs(augment_epochs, self.task),
         )
@@ -272,6 +284,7 @@ class NetworkMorphismOracle(DurableOracle):
         self.initial_graphs = _initial_graphs(self, initial_graphs, max_model_size)
         self.deadline = None
         self.budget = None
+        self.validation_size = None  # images that score a trial, once known
         self.width = None  # first-stage filters of the sized initial architectures, once chosen
         self.augment = None  # whether every trial trains on augmented images, once decided
         self.probe = None  # see `set_probe`: timings taken before the first trial
@@ -295,6 +308,17 @@ class NetworkMorphismOracle(DurableOracle):
         if budget is None and deadline is not None:
             budget = self.deadline - self.clock()
         self.budget = check_number("budget", budget, allow_none=True)
+
+    def set_validation_size(self, validation_size):
+        """Tells the search how many images score each trial, so that it can tell a gain
+        from the noise of the validation set (see `search_patience`).
+
+        Args:
+            validation_size: a positive int, or None when unknown (the rule is off).
+        """
+        self.validation_size = check_int(
+            "validation_size", validation_size, minimum=1, allow_none=True
+        )
 
     def _remaining(self):  # seconds to the deadline (at least 0), or None without one
         return None if self.deadline is None else max(0.0, self.deadline - self.clock())
@@ -414,16 +438,20 @@ class NetworkMorphismOracle(DurableOracle):
         return {"status": _Status.RUNNING, "values": self._refinement_values(best, reason)}
 
     def _refinement(self):
-        """The best trial's values with `refine` once the budget's last stretch has come."""
+        """The best trial's values with `refine` when `schedule.refines` says why, else None."""
         if self.deadline is None:
             return None
         best = self.get_best_trials(1)[0]
         graph = self.trial_graph(best)
         epochs_left = self._epochs_left(graph)
-        refines = self.schedule.refines(
-            remaining=self._remaining(), budget=self.budget, epochs_left=epochs_left
+        stalled = self._children_without_gain()
+        cause = self.schedule.refines(
+            remaining=self._remaining(),
+            budget=self.budget,
+            epochs_left=epochs_left,
+            children_without_gain=stalled,
         )
-        if not refines:
+        if cause is None:
             return None
         refined = {
             trials.parent_of(t) for t in self._with_architecture() if trials.is_refinement(t)
@@ -444,8 +472,22 @@ class NetworkMorphismOracle(DurableOracle):
             child_epochs,
             children,
             self.schedule.refine_share,
+            cause,
+            stalled,
+            self._score_error(best.score),
         )
         return self._refinement_values(best, reason)
+
+    def _score_error(self, score):
+        """One standard error of `score` on the validation set, or None (see
+        `measurements.score_error`)."""
+        return measurements.score_error(score, self.objective.name, self.validation_size)
+
+    def _children_without_gain(self):
+        """The latest children in a row that gained less than one standard error."""
+        return measurements.children_without_gain(
+            trials.in_order(self._scored()), self.objective.direction, self._score_error
+        )
 
     def _refinement_values(self, best, reason=""):
         """The values of a trial that trains `best` on, for all the time left."""
@@ -693,6 +735,7 @@ class NetworkMorphismOracle(DurableOracle):
         state["width"] = self.width
         state["augment"] = self.augment
         state["probe"] = self.probe
+        state["validation_size"] = self.validation_size
         return state
 
     def set_state(self, state):
@@ -702,6 +745,7 @@ class NetworkMorphismOracle(DurableOracle):
         self.width = state.get("width")
         self.augment = state.get("augment")
         self.probe = state.get("probe")
+        self.validation_size = state.get("validation_size")
 
 
 def _initial_graphs(oracle, initial_graphs, max_model_size):

@@ -39,6 +39,9 @@ AUGMENT_EPOCHS = 50
 INITIAL_EPOCHS = 30
 # The refinement starts once no more than this many epochs of the best architecture fit.
 REFINE_EPOCHS = 8
+# The search turns to refining its best architecture once this many children in a row
+# did not beat the best score before them by one standard error of the validation score.
+SEARCH_PATIENCE = 2
 # A morphism child trains at least this many of its epochs...
 CHILD_EPOCHS = 0.5
 # ...and at least this many times the trial's overhead.
@@ -165,6 +168,10 @@ class BudgetSchedule:
         cost_horizon: cost weighs fully in the acquisition once fewer than this many
             typical epochs fit in the time left. Defaults to 10.
         patience: most `EarlyStopping` patience in epochs. Defaults to 3.
+        search_patience: the search refines its best architecture once this many
+            morphism children in a row did not beat the best score before them by one
+            standard error of the validation score (an accuracy objective and a known
+            validation size only); None never. Defaults to `SEARCH_PATIENCE`.
         overfit_ratio: see `check_overfit_ratio` (already resolved: a float or None).
             Defaults to `OVERFIT_RATIO`.
         augment_epochs: see `check_augment_epochs` (already resolved). Defaults to
@@ -190,6 +197,7 @@ class BudgetSchedule:
         child_share=0.04,
         cost_horizon=10,
         patience=3,
+        search_patience=SEARCH_PATIENCE,
         overfit_ratio=OVERFIT_RATIO,
         augment_epochs=AUGMENT_EPOCHS,
     ):
@@ -198,6 +206,9 @@ class BudgetSchedule:
         self.child_share = check_number("child_share", child_share, 0, 1, low_open=True)
         self.cost_horizon = check_number("cost_horizon", cost_horizon, low=0)
         self.patience = check_int("patience", patience, minimum=0)
+        self.search_patience = check_int(
+            "search_patience", search_patience, minimum=1, allow_none=True
+        )
         self.overfit_ratio = check_number(
             "overfit_ratio", overfit_ratio, low=1, low_open=True, allow_none=True
         )
@@ -213,6 +224,7 @@ class BudgetSchedule:
             "child_share": self.child_share,
             "cost_horizon": self.cost_horizon,
             "patience": self.patience,
+            "search_patience": self.search_patience,
             "overfit_ratio": self.overfit_ratio,
             "augment_epochs": self.augment_epochs,
         }
@@ -294,23 +306,43 @@ class BudgetSchedule:
         """
         return remaining is not None and remaining <= overhead
 
-    def refines(self, *, remaining, budget, epochs_left):
-        """Whether the best architecture is refined now: once the last `refine_share` of the
-        budget has come, or when no more than `REFINE_EPOCHS` of its epochs fit, while at
-        least two still fit.
+    def refines(self, *, remaining, budget, epochs_left, children_without_gain=0):
+        """Why the best architecture is refined now, or None while the search goes on.
+
+        It is refined, while at least two of its epochs still fit, once the last
+        `refine_share` of the budget has come (`"last stretch"`), when no more than
+        `REFINE_EPOCHS` of its epochs fit (`"few epochs"`), or once `search_patience`
+        children in a row gained nothing that noise could not give (`"no gain"`).
 
         Args:
             remaining: seconds to the deadline, or None without one.
             budget: the search's budget, or None.
             epochs_left: epochs of the best architecture that fit in `remaining`.
+            children_without_gain: the latest children in a row that did not beat the
+                best score before them by one standard error. Defaults to 0.
 
         Returns:
-            A bool.
+            `"few epochs"`, `"last stretch"`, `"no gain"` (the first that holds), or None.
         """
-        if remaining is None or not budget or self.refine_share <= 0:
-            return False
-        last_stretch = remaining <= self.refine_share * budget
-        return epochs_left >= 2 and (last_stretch or epochs_left <= REFINE_EPOCHS)
+        if remaining is None or not budget or self.refine_share <= 0 or epochs_left < 2:
+            return None
+        if epochs_left <= REFINE_EPOCHS:
+            return "few epochs"
+        if remaining <= self.refine_share * budget:
+            return "last stretch"
+        if self.stalls(children_without_gain):
+            return "no gain"
+        return None
+
+    def stalls(self, children_without_gain):
+        """Whether the search has stopped finding better architectures: `search_patience`
+        children in a row gained less than one standard error each.
+
+        Args:
+            children_without_gain: see `refines`.
+        """
+        patience = self.search_patience
+        return patience is not None and children_without_gain >= patience
 
     def cost_weight(self, typical_epoch, remaining):
         """The exponent `w` on a candidate's relative epoch cost in the acquisition: full

@@ -143,6 +143,7 @@ def run(task, start, time_limit, overwrite, verbose, training, validation, epoch
     # to try the ensemble.
     reserve = schedule.reserve_seconds(time_limit, ensemble=task.ensemble_size > 1)
     oracle.set_deadline(start + time_limit - reserve)  # the oracle owns the time
+    oracle.set_validation_size(val.count)  # to tell a gain from the noise of validation
     fit_args, fit_kwargs = feeds.training_feed(task, train, encoded, weights, per_class, batch_size)
     validation_feed = feeds.validation_feed(task, val, val_encoded, batch_size)
     if verbose:
