@@ -2,6 +2,7 @@
 
 Usage:
     python benchmarks/soak.py [--trials 300] [--output DIR] [--seed 1] [--images 300]
+                              [--trials-per-process K]
 
 One `ImageClassifier(max_trials=N).fit(...)` on tiny data (8x8 grey images of three
 classes, `kerasnas.testing.quadrant_images`), with no time limit and two epochs a trial,
@@ -18,6 +19,11 @@ from trial 20 to the last against the targets: resident memory by less than the
 larger of 10% and 100 MB, descriptors and threads by none, and training time (the
 median of the 10 trials up to each point) by less than 20%. Exits with 1 when a
 target is missed. Writes `DIR/soak.json` (one record per trial) and `DIR/soak.png`.
+
+With `--trials-per-process K` the same search runs as a chain of processes of K trials
+each (`kerasnas.segments`, as `kerasnas fit --trials-per-process` runs it): each
+process resumes the run directory, records its trials into it, and exits. The records
+then also say which process trained each trial and the whole chain's peak memory.
 """
 
 from __future__ import annotations
@@ -57,8 +63,9 @@ def resources():
     return rss, len(os.listdir(fd_dir)), threads
 
 
-def soak(trials, directory, seed=1, images=300, epochs=2):
-    """Runs the search; returns one record per trial (dicts, oldest first)."""
+def soak(trials, directory, seed=1, images=300, epochs=2, first_trial=1):
+    """Runs the search (or resumes it in `directory`); returns one record per trial it
+    trained (dicts, oldest first), numbered from `first_trial`."""
     import keras
 
     import kerasnas
@@ -71,7 +78,8 @@ def soak(trials, directory, seed=1, images=300, epochs=2):
     def record(fit_seconds, params):
         rss, fds, threads = resources()
         records.append(
-            {"trial": len(records) + 1, "rss_mb": rss, "fds": fds, "threads": threads,
+            {"trial": first_trial + len(records), "rss_mb": rss, "fds": fds, "threads": threads,
+             "process": os.getpid(),
              "train_seconds": fit_seconds, "params": params,
              "proposal_seconds": proposals[-1] if proposals else None}
         )  # fmt: skip
@@ -104,13 +112,45 @@ def soak(trials, directory, seed=1, images=300, epochs=2):
         x_val, y_val = quadrant_images(images // 3, seed + 1000)
         first = generators.initial_graphs((8, 8, 1), 3)[0]
         clf = kerasnas.ImageClassifier(
-            directory=directory, seed=seed, max_trials=trials, verbose=0,
-            max_model_size=4 * first.num_params(), overwrite=True,
+            directory=directory, project_name=PROJECT, seed=seed, max_trials=trials, verbose=0,
+            max_model_size=4 * first.num_params(),
         )  # fmt: skip
         clf.fit(x, y, validation_data=(x_val, y_val), epochs=epochs, callbacks=[Recorder(record)])
     finally:
         NetworkMorphismOracle.populate_space = populate_space
     return records
+
+
+PROJECT = "soak"  # the search's folder in the run directory
+RECORDS = "soak_records.jsonl"  # what each process of a chain appends, in the run directory
+
+
+def soak_in_segments(trials, directory, seed, images, trials_per_process):
+    """The search of `soak` as a chain of processes; returns every process's records."""
+    from kerasnas import segments
+
+    def command(until):
+        script = os.path.abspath(__file__)
+        return [sys.executable, script, "--segment", directory, "--trials", str(trials),
+                "--seed", str(seed), "--images", str(images)]  # fmt: skip
+
+    project_dir = os.path.join(directory, PROJECT)
+    status = segments.run_in_segments(command, project_dir, trials_per_process, max_trials=trials)
+    if status:
+        raise SystemExit(f"soak: a process of the chain failed with status {status}")
+    with open(os.path.join(directory, RECORDS)) as f:
+        return [json.loads(line) for line in f]
+
+
+def segment(trials, directory, seed, images):
+    """One process of a chain: resumes the search of `trials` trials for as many as the
+    chain allows (`kerasnas.segments.PROCESS_TRIALS`), and appends their records."""
+    from kerasnas import segments
+
+    first = segments.trials_created(os.path.join(directory, PROJECT)) + 1
+    records = soak(trials, directory, seed, images, first_trial=first)
+    with open(os.path.join(directory, RECORDS), "a") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
 
 
 def at(records, trial):
@@ -166,21 +206,34 @@ def main():
     parser.add_argument("--output", default=os.path.join(os.path.dirname(__file__), "results"))
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--images", type=int, default=300, help="training images")
+    parser.add_argument("--trials-per-process", type=int, default=None, metavar="K")
+    parser.add_argument("--segment", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.segment:
+        return segment(args.trials, args.segment, args.seed, args.images)
     if args.trials <= FROM_TRIAL:
         parser.error(f"Expected --trials above {FROM_TRIAL}. Received: --trials {args.trials}")
 
     os.makedirs(args.output, exist_ok=True)
     with tempfile.TemporaryDirectory() as directory:
         started = time.perf_counter()
-        records = soak(args.trials, directory, args.seed, args.images)
+        if args.trials_per_process:
+            records = soak_in_segments(
+                args.trials, directory, args.seed, args.images, args.trials_per_process
+            )
+        else:
+            records = soak(args.trials, directory, args.seed, args.images)
         wall = time.perf_counter() - started
     with open(os.path.join(args.output, "soak.json"), "w") as f:
         json.dump({"trials": args.trials, "seed": args.seed, "wall_seconds": wall,
+                   "trials_per_process": args.trials_per_process,
                    "records": records}, f, indent=1)  # fmt: skip
     plot(records, os.path.join(args.output, "soak.png"))
 
-    print(f"{len(records)} trials in {wall:.0f} s")
+    processes = len({r["process"] for r in records})
+    peak = max(r["rss_mb"] for r in records)
+    print(f"{len(records)} trials in {wall:.0f} s, {processes} process(es); the largest "
+          f"resident memory after any trial: {peak:,.0f} MB")  # fmt: skip
     print("| trial | resident MB | file descriptors | threads | training s (median of 10) "
           "| proposal s | parameters |")  # fmt: skip
     print("| --- | --- | --- | --- | --- | --- | --- |")

@@ -14,6 +14,7 @@ import platform
 import re
 import sys
 import tempfile
+import time
 import traceback
 
 from kerasnas import __version__
@@ -131,11 +132,25 @@ def parse_size(text):
     return height, int(match.group(2) or height)
 
 
+def _positive_int(text):
+    """An int of at least 1, for `--trials-per-process`."""
+    if not re.fullmatch(r"\s*\d+\s*", text) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1; got {text!r}")
+    return int(text)
+
+
 def _verbosity(args):
     return 0 if args.quiet else (2 if args.verbose else 1)
 
 
 def _fit(args):
+    if args.trials_per_process is not None:
+        return _fit_in_segments(args)
+    time_limit = args.time_limit
+    if args.until is not None:  # a segment: the search ends when the whole chain does
+        time_limit = args.until - time.time()
+        if time_limit <= 0:
+            return None
     import kerasnas
 
     x, y = load_data(args.data, grayscale=args.grayscale, image_size=args.image_size)
@@ -148,12 +163,44 @@ def _fit(args):
         resize_shape=args.image_size,
         verbose=_verbosity(args),
     )
-    clf.fit(x, y, time_limit=args.time_limit)
+    clf.fit(x, y, time_limit=time_limit)
     best = clf.history.set_index("trial_id").loc[clf.best_trial_id_]
     print(
         f"best trial {clf.best_trial_id_}: validation accuracy {best['val_accuracy']:.4f} "
         f"({best['params']:,} parameters)"
     )
+
+
+def _fit_in_segments(args):
+    """`fit` as a chain of processes of `--trials-per-process` trials (see
+    `kerasnas.segments`), each the same command with `--until`, the chain's end.
+    Returns the exit status of the first segment that failed, else 0."""
+    from kerasnas import segments
+
+    argv = [sys.executable, "-m", "kerasnas", "fit", args.data, "--directory", args.directory]
+    argv += ["--grayscale"] if args.grayscale else []
+    argv += ["--seed", str(args.seed)] if args.seed is not None else []
+    argv += ["--max-trials", str(args.max_trials)] if args.max_trials is not None else []
+    if args.image_size:
+        argv += ["--image-size", "{}x{}".format(*args.image_size)]
+    argv += ["--quiet"] if args.quiet else ["--verbose"] if args.verbose else []
+    overwrite = [args.overwrite]  # only the first segment starts afresh
+
+    def command(until):
+        fresh, overwrite[0] = overwrite[0], False
+        return argv + ["--until", repr(until)] + (["--overwrite"] if fresh else [])
+
+    if not args.quiet:
+        print(f"kerasnas: searching in processes of {args.trials_per_process} trials each.")
+    status = segments.run_in_segments(
+        command,
+        os.path.join(args.directory, "search"),
+        args.trials_per_process,
+        max_trials=args.max_trials,
+        time_limit=args.time_limit,
+        fresh=args.overwrite,
+    )
+    return status  # a failed segment has said why
 
 
 def _load(directory):
@@ -297,6 +344,15 @@ def build_parser():
     fit.add_argument(
         "--overwrite", action="store_true", help="start afresh instead of resuming the search"
     )
+    fit.add_argument(
+        "--trials-per-process",
+        type=_positive_int,
+        default=None,
+        metavar="K",
+        help="run the search as a chain of processes of K trials each, so that the memory "
+        "TensorFlow keeps of every trained model goes back at each exit (long searches)",
+    )
+    fit.add_argument("--until", type=float, default=None, help=argparse.SUPPRESS)
     fit.set_defaults(run=_fit)
 
     predict = commands.add_parser(
@@ -530,7 +586,7 @@ def main(argv=None):
     quiet_tensorflow_notices()
     args = build_parser().parse_args(argv)
     try:
-        args.run(args)
+        status = args.run(args)
     except KeyboardInterrupt:
         return 130
     except EXPECTED as e:
@@ -544,7 +600,7 @@ def main(argv=None):
             file=sys.stderr,
         )
         return 1
-    return 0
+    return status or 0
 
 
 def _one_line(error):

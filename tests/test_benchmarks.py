@@ -353,3 +353,17 @@ def test_a_long_search_holds_its_file_descriptors_and_threads():
     for name in ("fds", "threads"):
         start, end, held = found[name]
         assert held, f"{name}: {start} at trial 5, {end} at trial 10"
+
+
+@pytest.mark.slow
+def test_the_soak_runs_as_a_chain_of_processes():
+    printed = in_benchmarks("""
+        import json, tempfile, soak
+        with tempfile.TemporaryDirectory() as directory:
+            records = soak.soak_in_segments(4, directory, seed=1, images=48, trials_per_process=2)
+        print(json.dumps([[r["trial"], r["process"]] for r in records]))
+    """)
+    found = json.loads(printed.splitlines()[-1])  # after KerasTuner's "Reloading Tuner" line
+    assert [trial for trial, _ in found] == [1, 2, 3, 4]
+    processes = [process for _, process in found]
+    assert processes[0] == processes[1] != processes[2] == processes[3]

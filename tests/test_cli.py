@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -230,6 +231,26 @@ def test_fit_predict_export_report(tmp_path):
     for name in ("history.csv", "search.png"):
         assert (tmp_path / "report" / name).exists()
     assert len(list((tmp_path / "report" / "architectures").glob("trial_*.png"))) == 2
+
+
+@pytest.mark.slow
+def test_fit_as_a_chain_of_processes_continues_one_search(tmp_path):
+    x, y = quadrant_images(90, 0)
+    np.savez(tmp_path / "tiny.npz", x=x, y=y)
+    runs = tmp_path / "runs"
+    args = ["fit", tmp_path / "tiny.npz", "--directory", runs, "--seed", "0", "-q"]
+    fitted = run(*args, "--time-limit", "10m", "--max-trials", "2", "--trials-per-process", "1")
+    assert fitted.returncode == 0, fitted.stderr
+    lines = fitted.stdout.splitlines()  # KerasTuner's "Reloading Tuner from ..." between
+    assert sum(line.startswith("best trial") for line in lines) == 2  # one a process
+    search = runs / "search"
+    assert sorted(p.name for p in search.glob("trial_*")) == ["trial_0", "trial_1"]  # as one
+    # The second process went on with the first one's budget: the search started before
+    # the first trial ended, not when the second process resumed it.
+    state = json.loads((search / "oracle.json").read_text())
+    started = state["deadline"] - state["budget"]
+    assert started < os.path.getmtime(search / "trial_0" / "trial.json")
+    assert_one_line_error(run(*args, "--trials-per-process", "0"), "at least 1")
 
 
 def main_in_process(capsys, *args):

@@ -422,6 +422,41 @@ def test_children_that_gain_beyond_the_noise_keep_the_search_going(tmp_path, clo
     assert reloaded.validation_size == 6000
 
 
+def test_a_search_resumed_toward_the_same_deadline_keeps_its_budget(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock)
+    oracle.set_deadline(clock() + 1000)
+    run(oracle, 2)
+    clock.advance(400)  # the process ends; the next one resumes 400 s on
+    for deadline, budget in [
+        (clock() + 600 + 4, 1000),
+        (clock() + 600 - 15, 1000),
+        (clock() + 900, 900),
+    ]:
+        resumed = make_oracle(tmp_path, clock=clock)
+        resumed.reload()
+        resumed.set_deadline(deadline)  # within 2% of the budget, or a new search's end
+        assert resumed.budget == pytest.approx(budget)
+    fresh = make_oracle(tmp_path / "fresh", clock=clock)
+    fresh.set_deadline(clock() + 600)
+    assert fresh.budget == pytest.approx(600)
+
+
+def test_a_segment_of_a_chain_stops_after_its_trials_and_the_next_goes_on(tmp_path):
+    segment = make_oracle(tmp_path / "chain")
+    segment.process_trials = 2
+    first = run(segment, 5)
+    assert len(first) == 2  # the third proposal stops this process
+    segment.save()  # as the tuner does after every trial
+    following = make_oracle(tmp_path / "chain")
+    following.reload()
+    following.process_trials = 2
+    more = run(following, 5)
+    assert [t.trial_id for t in more] == ["0002", "0003"]  # the ids of one long search
+    whole = run(make_oracle(tmp_path / "whole"), 4)  # the same search in one process
+    architecture = lambda t: values(t)[trials.ARCHITECTURE]  # noqa: E731
+    assert [architecture(t) for t in first + more] == [architecture(t) for t in whole]
+
+
 def test_the_validation_size_is_checked(tmp_path):
     with pytest.raises(ValueError, match="validation_size"):
         make_oracle(tmp_path).set_validation_size(0)

@@ -46,6 +46,11 @@ TASKS = ("classification", "regression")
 _Status = trial_module.TrialStatus
 
 
+# A resumed search keeps its budget when its new deadline lies this close to the old one.
+SAME_DEADLINE_SECONDS = 5.0
+SAME_DEADLINE_SHARE = 0.02
+
+
 class NetworkMorphismOracle(DurableOracle):
     """Searches CNN architectures by network morphism, guided by a Gaussian process.
 
@@ -285,6 +290,8 @@ class NetworkMorphismOracle(DurableOracle):
         self.deadline = None
         self.budget = None
         self.validation_size = None  # images that score a trial, once known
+        self.process_trials = None  # trials this process may start (a chain's segment)
+        self._started_here = 0
         self.width = None  # first-stage filters of the sized initial architectures, once chosen
         self.augment = None  # whether every trial trains on augmented images, once decided
         self.probe = None  # see `set_probe`: timings taken before the first trial
@@ -299,14 +306,26 @@ class NetworkMorphismOracle(DurableOracle):
     def set_deadline(self, deadline, budget=None):
         """Makes the search cost-aware until `deadline`.
 
+        A resumed search given (about) the deadline it had keeps its budget: it goes on
+        as one process would have, however many processes ran it (`kerasnas.segments`).
+
         Args:
             deadline: seconds since the epoch (as `clock()`), or None for no deadline.
             budget: seconds the whole search has, to place the refinement.
-                Defaults to None (from now until `deadline`).
+                Defaults to None: the budget it had when resumed toward the same
+                deadline (within `SAME_DEADLINE_SECONDS` or `SAME_DEADLINE_SHARE` of
+                that budget, the time `fit` keeps back differing between processes),
+                else from now until `deadline`.
         """
-        self.deadline = check_number("deadline", deadline, allow_none=True)
+        deadline = check_number("deadline", deadline, allow_none=True)
         if budget is None and deadline is not None:
-            budget = self.deadline - self.clock()
+            resumed = self.deadline is not None and self.budget
+            slack = max(SAME_DEADLINE_SECONDS, SAME_DEADLINE_SHARE * (self.budget or 0.0))
+            if resumed and abs(deadline - self.deadline) <= slack:
+                budget = self.budget
+            else:
+                budget = deadline - self.clock()
+        self.deadline = deadline
         self.budget = check_number("budget", budget, allow_none=True)
 
     def set_validation_size(self, validation_size):
@@ -381,7 +400,9 @@ class NetworkMorphismOracle(DurableOracle):
     def populate_space(self, trial_id):
         """Proposes the next architecture: an initial one, or a morphed trained one.
 
-        KerasTuner calls it for each new trial (see the class's numbered steps).
+        KerasTuner calls it for each new trial (see the class's numbered steps). Once
+        `process_trials` trials started in this process (a segment of
+        `kerasnas.segments`), it stops, and the next process goes on.
 
         Args:
             trial_id: the new trial's id.
@@ -391,6 +412,14 @@ class NetworkMorphismOracle(DurableOracle):
             values (`kerasnas.trials.values`), `IDLE` while a running trial must end
             first, or `STOPPED` when the search is over.
         """
+        if self.process_trials is not None and self._started_here >= self.process_trials:
+            return {"status": _Status.STOPPED, "values": None}
+        response = self._populate(trial_id)
+        self._started_here += response["status"] == _Status.RUNNING
+        return response
+
+    def _populate(self, trial_id):
+        """`populate_space`'s proposal, without the segment's quota."""
         scored = self._scored()
         # What is left would go to building and tracing a model: leave it to the finish
         # (but without a trained model, any training is worth its overhead).

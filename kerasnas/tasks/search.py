@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import time
 
-from kerasnas import trials
+from kerasnas import segments, trials
 from kerasnas.oracle import explain, schedule
 from kerasnas.output import say
 from kerasnas.tasks import ensemble, export, feeds, run_dir
@@ -144,6 +144,7 @@ def run(task, start, time_limit, overwrite, verbose, training, validation, epoch
     reserve = schedule.reserve_seconds(time_limit, ensemble=task.ensemble_size > 1)
     oracle.set_deadline(start + time_limit - reserve)  # the oracle owns the time
     oracle.set_validation_size(val.count)  # to tell a gain from the noise of validation
+    oracle.process_trials = segments.process_trials()  # a segment of a chain stops early
     fit_args, fit_kwargs = feeds.training_feed(task, train, encoded, weights, per_class, batch_size)
     validation_feed = feeds.validation_feed(task, val, val_encoded, batch_size)
     if verbose:
