@@ -57,9 +57,9 @@ def test_a_child_and_a_refinement_give_their_numbers():
     assert line.startswith("no further child after 3: the last 25% of the budget has come")
     line = explain.refinement("4", 600.0, 60.0, 2.1, 5, 0.25, "no gain", 2, 0.0039)
     assert line == (
-        "no further child after 5: the last 2 children each beat the best score before them "
-        "by less than one standard error of the validation score (0.0039), which noise alone "
-        "could give. Refining trial 4 for the 600 s left"
+        "no further child after 5: the last 2 children each beat trial 4's score by less "
+        "than one standard error of the validation score (0.0039), which noise alone could "
+        "give. Refining trial 4 for the 600 s left"
     )
 
 

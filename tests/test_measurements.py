@@ -100,24 +100,25 @@ def test_the_error_of_an_accuracy_is_binomial_and_other_objectives_have_none():
     assert measurements.score_error(1.5, "val_accuracy", 100) is None  # not a proportion
 
 
-def test_children_without_gain_counts_the_latest_children_that_stayed_inside_the_noise():
+def test_the_incumbent_changes_only_for_a_child_beyond_the_noise():
     error = lambda best: 0.01  # noqa: E731
     first = scored("0", 0.90)
     gained = scored("1", 0.92, parent="0")  # +0.02: beyond one error
     level = scored("2", 0.925, parent="1")  # +0.005: inside it
     worse = scored("3", 0.91, parent="1")
-    count = measurements.children_without_gain
-    assert count([first], "max", error) == 0
-    assert count([first, gained], "max", error) == 0
-    assert count([first, gained, level], "max", error) == 1
-    assert count([first, gained, level, worse], "max", error) == 2
-    # The best so far is the bar: after `level`, 0.93 is only 0.005 above it.
-    assert count([first, gained, level, scored("4", 0.93, parent="2")], "max", error) == 2
-    assert count([first, gained, level, scored("4", 0.94, parent="2")], "max", error) == 0
-    # A refinement or another initial architecture neither gains nor stalls; it raises the bar.
-    refined = scored("5", 0.95, parent="1", refine=True)
-    assert count([first, gained, level, worse, refined], "max", error) == 2
-    # Minimised objectives gain downwards; without an error, nothing counts.
+    progress = measurements.search_progress
+    assert progress([], "max", error) == (None, 0)
+    assert progress([first], "max", error) == (first, 0)
+    assert progress([first, gained], "max", error) == (gained, 0)
+    assert progress([first, gained, level], "max", error) == (gained, 1)  # the best, not the bar
+    assert progress([first, gained, level, worse], "max", error) == (gained, 2)
+    # The bar is the incumbent's score: 0.935 is 0.015 above it, though 0.01 above `level`.
+    beyond = scored("4", 0.935, parent="2")
+    assert progress([first, gained, level, beyond], "max", error) == (beyond, 0)
+    # A refinement or another initial architecture displaces it on its score alone.
+    refined = scored("5", 0.921, parent="1", refine=True)
+    assert progress([first, gained, level, worse, refined], "max", error) == (refined, 2)
+    # Minimised objectives gain downwards; without an error, the best score leads.
     losses = [scored("0", 0.5), scored("1", 0.3, parent="0"), scored("2", 0.295, parent="1")]
-    assert count(losses, "min", error) == 1
-    assert count([first, gained, level, worse], "max", lambda best: None) == 0
+    assert progress(losses, "min", error) == (losses[1], 1)
+    assert progress([first, gained, level, worse], "max", lambda best: None) == (level, 0)

@@ -397,6 +397,8 @@ def test_children_that_gain_less_than_the_noise_of_validation_turn_the_search_to
     assert [trials.is_child(t) for t in done] == [False] * initial + [True, True]
     refine = oracle.create_trial("tuner0")
     assert trials.is_refinement(refine)
+    # Every score ties: the first trial stays the incumbent, and is refined.
+    assert trials.parent_of(refine) == done[0].trial_id
     assert "less than one standard error of the validation score (0.0039)" in trials.reason_of(
         refine
     )
@@ -407,6 +409,18 @@ def test_children_that_gain_less_than_the_noise_of_validation_turn_the_search_to
         other.set_validation_size(size)
         run(other, initial + 2, objective=level)
         assert trials.is_child(other.create_trial("tuner0"))
+
+
+def test_a_child_ahead_by_less_than_the_noise_is_not_the_one_refined(tmp_path, clock):
+    oracle = make_oracle(tmp_path, clock=clock)
+    oracle.set_deadline(clock() + 900, budget=1000)
+    oracle.set_validation_size(6000)  # one standard error of 0.9: 0.0039
+    initial = len(oracle.initial_graphs)
+    scores = iter([0.9] * initial + [0.902, 0.901])  # two children, each inside the noise
+    done = run(oracle, initial + 2, objective=lambda graph: next(scores))
+    refine = oracle.create_trial("tuner0")
+    assert oracle.get_best_trials(1)[0].trial_id == done[-2].trial_id  # the best score
+    assert trials.parent_of(refine) == done[0].trial_id  # but the incumbent is refined
 
 
 def test_children_that_gain_beyond_the_noise_keep_the_search_going(tmp_path, clock):

@@ -138,9 +138,9 @@ def refinement(
             why += f"; a child would take {_number(child_epochs)} of them"
     elif cause == "no gain":
         why = (
-            f"the last {stalled} children each beat the best score before them by less "
-            f"than one standard error of the validation score ({error:.4f}), which noise "
-            "alone could give"
+            f"the last {stalled} children each beat trial {parent_id}'s score by less than "
+            f"one standard error of the validation score ({error:.4f}), which noise alone "
+            "could give"
         )
     else:
         why = f"the last {refine_share:.0%} of the budget has come"

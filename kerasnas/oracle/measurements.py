@@ -62,30 +62,41 @@ def score_error(score, objective, validation_size):
     return math.sqrt(score * (1 - score) / validation_size)
 
 
-def children_without_gain(in_order, direction, error_of):
-    """How many of the latest morphism children, one after the other, did not beat the
-    best score before them by one standard error.
+def search_progress(in_order, direction, error_of):
+    """The search's incumbent, and how many children in a row have not displaced it.
+
+    A morphism child displaces the incumbent only when it beats the incumbent's score
+    by more than one standard error; any other trial (an initial architecture, a
+    refinement) does when it scores higher. So the incumbent is the best trial the
+    validation set can tell apart from the ones before it.
 
     Args:
         in_order: the completed trials with a finite score, oldest first.
         direction: the objective's, `"max"` or `"min"`.
         error_of: a function from a score to its standard error (see `score_error`),
-            or to None when there is none: then no child counts.
+            or to None when there is none: then every trial competes on its score
+            alone and no child counts as without gain.
 
     Returns:
-        An int: 0 after a child that gained, and before any child.
+        `(incumbent, children_without_gain)`: a trial (None without any), and an int,
+        0 after a child that displaced the incumbent and before any child.
     """
     sign = 1.0 if direction == "max" else -1.0
-    best, streak = None, 0
+    incumbent, streak = None, 0
     for trial in in_order:
         score = sign * trial.score
-        if trials.is_child(trial) and best is not None:
-            error = error_of(sign * best)
-            if error is None:
-                return 0
-            streak = 0 if score > best + error else streak + 1
-        best = score if best is None else max(best, score)
-    return streak
+        if incumbent is None:
+            incumbent = trial
+            continue
+        bar = sign * incumbent.score
+        error = error_of(bar) if trials.is_child(trial) else 0.0
+        if error is None:
+            streak, error = 0, 0.0
+        elif trials.is_child(trial):
+            streak = 0 if score > bar + error else streak + 1
+        if score > bar + error:
+            incumbent = trial
+    return incumbent, streak
 
 
 def overhead_seconds(searched, probe=None, child=False):

@@ -74,10 +74,10 @@ class NetworkMorphismOracle(DurableOracle):
        scale and augmentation (a `kerasnas.trials.TrialPlan`), from the deadline
        (`set_deadline`) and the epoch times measured so far.
     5. Finishes by refining the best architecture: in the last `refine_share` of the
-       budget, or earlier once `search_patience` children in a row did not beat the
-       best score before them by one standard error of the validation accuracy (what
-       the draw of the validation images alone could give), it trains on from its
-       best weights for all the time left.
+       budget, it trains on from its best weights for all the time left. It does so
+       earlier once `search_patience` children in a row did not beat the incumbent by
+       one standard error of the validation accuracy (what the draw of the validation
+       images alone could give), and then refines the incumbent.
 
     `kerasnas.ImageClassifier` and `kerasnas.ImageRegressor` build it from their own
     arguments and pass `searcher_args` on as keyword arguments: every argument below
@@ -134,12 +134,12 @@ class NetworkMorphismOracle(DurableOracle):
             before. Defaults to 10.
         patience: the most `EarlyStopping` patience a trial gets, in epochs; a trial
             with room for few epochs gets less, a refinement none. Defaults to 3.
-        search_patience: under a time limit, the search turns to refining its best
-            architecture once this many morphism children in a row did not beat the
-            best score before them by one standard error of the validation accuracy,
-            sqrt(p (1 - p) / n) for n validation images (`set_validation_size`; with
-            another objective, or n unknown, the rule is off). None never. Defaults
-            to 2.
+        search_patience: under a time limit, the search turns to refining once this
+            many morphism children in a row did not beat the incumbent (the best trial
+            validation can tell apart) by one standard error of the validation
+            accuracy, sqrt(p (1 - p) / n) for n validation images
+            (`set_validation_size`; with another objective, or n unknown, the rule is
+            off), and refines the incumbent. None never. Defaults to 2.
         overfit_ratio: the refinement (and `final_fit`) switches to augmented images
             (random shifts and zooms) after the first epoch whose validation loss
             exceeds this many times its training loss, if that comes in its first
@@ -467,13 +467,15 @@ class NetworkMorphismOracle(DurableOracle):
         return {"status": _Status.RUNNING, "values": self._refinement_values(best, reason)}
 
     def _refinement(self):
-        """The best trial's values with `refine` when `schedule.refines` says why, else None."""
+        """The values of a trial that refines the best trial when `schedule.refines` says
+        why (the incumbent of `measurements.search_progress` when its children gained
+        nothing beyond noise), else None."""
         if self.deadline is None:
             return None
         best = self.get_best_trials(1)[0]
         graph = self.trial_graph(best)
         epochs_left = self._epochs_left(graph)
-        stalled = self._children_without_gain()
+        incumbent, stalled = self._progress()
         cause = self.schedule.refines(
             remaining=self._remaining(),
             budget=self.budget,
@@ -482,6 +484,11 @@ class NetworkMorphismOracle(DurableOracle):
         )
         if cause is None:
             return None
+        if cause == "no gain":
+            # Noise alone could have ranked the children above it: train it on, as the
+            # ablation would, rather than a child that validation cannot tell apart.
+            best = incumbent
+            graph = self.trial_graph(best)
         refined = {
             trials.parent_of(t) for t in self._with_architecture() if trials.is_refinement(t)
         }
@@ -512,9 +519,9 @@ class NetworkMorphismOracle(DurableOracle):
         `measurements.score_error`)."""
         return measurements.score_error(score, self.objective.name, self.validation_size)
 
-    def _children_without_gain(self):
-        """The latest children in a row that gained less than one standard error."""
-        return measurements.children_without_gain(
+    def _progress(self):
+        """`(incumbent, children without gain)`: see `measurements.search_progress`."""
+        return measurements.search_progress(
             trials.in_order(self._scored()), self.objective.direction, self._score_error
         )
 

@@ -39,8 +39,8 @@ AUGMENT_EPOCHS = 50
 INITIAL_EPOCHS = 30
 # The refinement starts once no more than this many epochs of the best architecture fit.
 REFINE_EPOCHS = 8
-# The search turns to refining its best architecture once this many children in a row
-# did not beat the best score before them by one standard error of the validation score.
+# The search turns to refining once this many children in a row did not beat the
+# incumbent by one standard error of the validation score.
 SEARCH_PATIENCE = 2
 # A morphism child trains at least this many of its epochs...
 CHILD_EPOCHS = 0.5
@@ -168,10 +168,10 @@ class BudgetSchedule:
         cost_horizon: cost weighs fully in the acquisition once fewer than this many
             typical epochs fit in the time left. Defaults to 10.
         patience: most `EarlyStopping` patience in epochs. Defaults to 3.
-        search_patience: the search refines its best architecture once this many
-            morphism children in a row did not beat the best score before them by one
-            standard error of the validation score (an accuracy objective and a known
-            validation size only); None never. Defaults to `SEARCH_PATIENCE`.
+        search_patience: the search turns to refining once this many morphism
+            children in a row did not beat the incumbent by one standard error of the
+            validation score (an accuracy objective and a known validation size only);
+            None never. Defaults to `SEARCH_PATIENCE`.
         overfit_ratio: see `check_overfit_ratio` (already resolved: a float or None).
             Defaults to `OVERFIT_RATIO`.
         augment_epochs: see `check_augment_epochs` (already resolved). Defaults to
@@ -319,7 +319,7 @@ class BudgetSchedule:
             budget: the search's budget, or None.
             epochs_left: epochs of the best architecture that fit in `remaining`.
             children_without_gain: the latest children in a row that did not beat the
-                best score before them by one standard error. Defaults to 0.
+                incumbent by one standard error. Defaults to 0.
 
         Returns:
             `"few epochs"`, `"last stretch"`, `"no gain"` (the first that holds), or None.
